@@ -1,0 +1,290 @@
+//! Vision preprocessing, ImageBind's image transform reproduced exactly:
+//! `Resize(short side, BICUBIC)` on a PIL image, `CenterCrop`, `ToTensor`,
+//! `Normalize(CLIP mean, std)`, then the frame repeated to the contract's
+//! number of frames (ImageBind's vision input is a 2-frame clip).
+//!
+//! The resize is PIL's algorithm, not a generic bicubic: a separable two-pass
+//! convolution (horizontal first) whose filter support widens with the
+//! downscale factor (antialiasing), bicubic kernel with `a = -0.5`, coefficients
+//! quantised to 22-bit fixed point, and an 8-bit clipped intermediate image.
+//! Matching it bit for bit is what makes embeddings computed here equal to the
+//! ones the reference encoders were trained and evaluated on.
+
+use super::{PreprocessError, Tensor};
+
+/// CLIP's per-channel mean (RGB), ImageBind's default (digits as published).
+#[allow(clippy::excessive_precision)]
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's per-channel std (RGB), ImageBind's default (digits as published).
+#[allow(clippy::excessive_precision)]
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+
+/// Parameters of the vision transform.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VisionParams {
+    /// Short side after resizing, pixels.
+    pub resize: u32,
+    /// Side of the square centre crop, pixels.
+    pub crop: u32,
+    /// Per-channel mean subtracted after scaling to [0, 1].
+    pub mean: [f32; 3],
+    /// Per-channel std divided by.
+    pub std: [f32; 3],
+    /// Frames in the model input (the frame is repeated): 2 for ImageBind, 0
+    /// for a plain image model taking `[3, crop, crop]`.
+    pub frames: usize,
+}
+
+impl Default for VisionParams {
+    fn default() -> Self {
+        VisionParams {
+            resize: 224,
+            crop: 224,
+            mean: CLIP_MEAN,
+            std: CLIP_STD,
+            frames: 2,
+        }
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Filter taps of one axis: per output index, the first input index and the
+/// fixed-point weights.
+struct Taps {
+    bounds: Vec<(usize, usize)>,
+    ksize: usize,
+    weights: Vec<i32>,
+}
+
+fn taps(in_size: usize, out_size: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 2.0 * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C casts truncate toward zero; negative values are clamped to 0 right after.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
+            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for x in 0..n {
+            let w = if ww != 0.0 { k[x] / ww } else { k[x] };
+            let f = w * (1u32 << PRECISION_BITS) as f64;
+            weights[xx * ksize + x] = if w < 0.0 {
+                (f - 0.5) as i32
+            } else {
+                (f + 0.5) as i32
+            };
+        }
+        bounds.push((xmin, n));
+    }
+    Taps {
+        bounds,
+        ksize,
+        weights,
+    }
+}
+
+fn clip8(v: i64) -> u8 {
+    if v >= (1i64 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// Resizes interleaved RGB8 exactly as PIL's `Image.resize(..., BICUBIC)`.
+pub fn resize_bicubic_rgb8(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Result<Vec<u8>, PreprocessError> {
+    if w == 0 || h == 0 || out_w == 0 || out_h == 0 {
+        return Err(PreprocessError::Shape(format!(
+            "cannot resize {w}x{h} to {out_w}x{out_h}"
+        )));
+    }
+    if src.len() != w * h * 3 {
+        return Err(PreprocessError::Shape(format!(
+            "RGB8 image {w}x{h} needs {} bytes, got {}",
+            w * h * 3,
+            src.len()
+        )));
+    }
+    let hz = taps(w, out_w);
+    let vt = taps(h, out_h);
+    let need_h = out_w != w;
+    let need_v = out_h != h;
+    // Rows of the source the vertical pass reads.
+    let (y_first, y_last) = {
+        let (first, _) = vt.bounds[0];
+        let (lmin, ln) = vt.bounds[out_h - 1];
+        (first, lmin + ln)
+    };
+    let round = 1i64 << (PRECISION_BITS - 1);
+    let (tmp, tmp_w, row0) = if need_h {
+        let rows = y_last - y_first;
+        let mut tmp = vec![0u8; out_w * rows * 3];
+        for y in 0..rows {
+            let src_row = &src[(y + y_first) * w * 3..(y + y_first + 1) * w * 3];
+            for xx in 0..out_w {
+                let (xmin, n) = hz.bounds[xx];
+                let k = &hz.weights[xx * hz.ksize..xx * hz.ksize + n];
+                for c in 0..3 {
+                    let mut ss = round;
+                    for (x, kx) in k.iter().enumerate() {
+                        ss += src_row[(xmin + x) * 3 + c] as i64 * *kx as i64;
+                    }
+                    tmp[(y * out_w + xx) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        (tmp, out_w, y_first)
+    } else {
+        (src.to_vec(), w, 0)
+    };
+    if !need_v {
+        return Ok(tmp);
+    }
+    let mut out = vec![0u8; out_w * out_h * 3];
+    for yy in 0..out_h {
+        let (ymin, n) = vt.bounds[yy];
+        let k = &vt.weights[yy * vt.ksize..yy * vt.ksize + n];
+        for xx in 0..out_w {
+            for c in 0..3 {
+                let mut ss = round;
+                for (y, ky) in k.iter().enumerate() {
+                    ss += tmp[((ymin - row0 + y) * tmp_w + xx) * 3 + c] as i64 * *ky as i64;
+                }
+                out[(yy * out_w + xx) * 3 + c] = clip8(ss);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// torchvision's `Resize(size)` output size for an int size: the short side
+/// becomes `size`, the long side `int(size * long / short)`.
+pub fn resized_size(w: usize, h: usize, short: usize) -> (usize, usize) {
+    if w <= h {
+        (short, (short as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((short as f64 * w as f64 / h as f64) as usize, short)
+    }
+}
+
+/// torchvision's `CenterCrop` offsets: `int(round((size - crop) / 2))`.
+/// Python rounds halves to even, which `f64::round_ties_even` matches.
+fn crop_offset(size: usize, crop: usize) -> usize {
+    ((size as f64 - crop as f64) / 2.0)
+        .round_ties_even()
+        .max(0.0) as usize
+}
+
+/// RGB8 image -> normalised `[3, crop, crop]` (or `[3, frames, crop, crop]`) tensor.
+pub fn preprocess_rgb8(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    p: &VisionParams,
+) -> Result<Tensor, PreprocessError> {
+    let (rw, rh) = resized_size(w, h, p.resize as usize);
+    let resized = resize_bicubic_rgb8(src, w, h, rw, rh)?;
+    let crop = p.crop as usize;
+    if crop > rw || crop > rh {
+        // torchvision pads with zeros when the crop is larger; ImageBind never does this.
+        return Err(PreprocessError::Shape(format!(
+            "crop {crop} is larger than the resized image {rw}x{rh}"
+        )));
+    }
+    let (x0, y0) = (crop_offset(rw, crop), crop_offset(rh, crop));
+    let mut chw = vec![0f32; 3 * crop * crop];
+    for c in 0..3 {
+        let (m, s) = (p.mean[c], p.std[c]);
+        for y in 0..crop {
+            for x in 0..crop {
+                let v = resized[((y0 + y) * rw + x0 + x) * 3 + c] as f32 / 255.0;
+                chw[(c * crop + y) * crop + x] = (v - m) / s;
+            }
+        }
+    }
+    if p.frames == 0 {
+        return Ok(Tensor::new(vec![3, crop, crop], chw));
+    }
+    // [3, T, H, W]: each channel plane repeated T times.
+    let plane = crop * crop;
+    let mut out = Vec::with_capacity(3 * p.frames * plane);
+    for c in 0..3 {
+        for _ in 0..p.frames {
+            out.extend_from_slice(&chw[c * plane..(c + 1) * plane]);
+        }
+    }
+    Ok(Tensor::new(vec![3, p.frames, crop, crop], out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_torchvision() {
+        assert_eq!(resized_size(451, 300, 224), (336, 224));
+        assert_eq!(resized_size(300, 451, 224), (224, 336));
+        assert_eq!(resized_size(97, 61, 224), (356, 224));
+        assert_eq!(crop_offset(336, 224), 56);
+        assert_eq!(crop_offset(225, 224), 0); // round(0.5) = 0 in Python
+        assert_eq!(crop_offset(227, 224), 2); // round(1.5) = 2
+    }
+
+    #[test]
+    fn identity_and_constant_images() {
+        let img: Vec<u8> = (0..(7 * 5 * 3)).map(|i| (i * 7 % 256) as u8).collect();
+        assert_eq!(resize_bicubic_rgb8(&img, 7, 5, 7, 5).unwrap(), img);
+        let flat = vec![200u8; 40 * 30 * 3];
+        let r = resize_bicubic_rgb8(&flat, 40, 30, 13, 9).unwrap();
+        assert!(r.iter().all(|&v| v == 200), "a flat image stays flat");
+        let up = resize_bicubic_rgb8(&flat, 40, 30, 97, 71).unwrap();
+        assert!(up.iter().all(|&v| v == 200));
+    }
+
+    #[test]
+    fn output_is_normalised_and_repeated() {
+        let img = vec![255u8; 300 * 250 * 3];
+        let t = preprocess_rgb8(&img, 300, 250, &VisionParams::default()).unwrap();
+        assert_eq!(t.shape, vec![3, 2, 224, 224]);
+        let want0 = (1.0 - CLIP_MEAN[0]) / CLIP_STD[0];
+        assert!((t.data[0] - want0).abs() < 1e-6);
+        let plane = 224 * 224;
+        assert_eq!(t.data[..plane], t.data[plane..2 * plane]);
+        let e = preprocess_rgb8(&img[1..], 300, 250, &VisionParams::default()).unwrap_err();
+        assert!(e.to_string().contains("needs 225000 bytes"), "{e}");
+    }
+}

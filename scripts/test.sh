@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need, then runs them all.
+# Safe to run repeatedly; on a fresh Debian machine with the Rust toolchain it
+# needs nothing else today (the sensor layer is pure Rust).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests need (none yet; later issues add mosquitto etc.).
+APT_PACKAGES=()
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "== fmt"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+cargo test --workspace --locked

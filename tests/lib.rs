@@ -1,0 +1,1 @@
+//! End-to-end tests across crates live in this folder (`cargo test -p edgebind-e2e`).
