@@ -8,8 +8,12 @@
 //! overridden by an encoder's contract.
 
 pub mod audio;
+pub mod depth;
 pub mod fbank;
+pub mod imu;
 pub mod resample;
+pub mod resize;
+pub mod thermal;
 pub mod vision;
 
 /// A dense f32 tensor, row-major.

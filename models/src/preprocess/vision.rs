@@ -50,61 +50,30 @@ impl Default for VisionParams {
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-fn bicubic(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-/// Filter taps of one axis: per output index, the first input index and the
-/// fixed-point weights.
-struct Taps {
+/// Fixed-point taps of one axis (PIL's 8-bit path).
+struct FixedTaps {
     bounds: Vec<(usize, usize)>,
     ksize: usize,
     weights: Vec<i32>,
 }
 
-fn taps(in_size: usize, out_size: usize) -> Taps {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
-    let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * ksize];
-    let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
-        let center = (xx as f64 + 0.5) * scale;
-        let ss = 1.0 / filterscale;
-        // C casts truncate toward zero; negative values are clamped to 0 right after.
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let n = xmax.saturating_sub(xmin);
-        let mut ww = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(n) {
-            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * ss);
-            *kx = w;
-            ww += w;
-        }
-        for x in 0..n {
-            let w = if ww != 0.0 { k[x] / ww } else { k[x] };
-            let f = w * (1u32 << PRECISION_BITS) as f64;
-            weights[xx * ksize + x] = if w < 0.0 {
-                (f - 0.5) as i32
+fn taps(in_size: usize, out_size: usize) -> FixedTaps {
+    let t = super::resize::taps(in_size, out_size, super::resize::Filter::Bicubic);
+    let one = (1u32 << PRECISION_BITS) as f64;
+    let weights = t
+        .weights
+        .iter()
+        .map(|&w| {
+            if w < 0.0 {
+                (w * one - 0.5) as i32
             } else {
-                (f + 0.5) as i32
-            };
-        }
-        bounds.push((xmin, n));
-    }
-    Taps {
-        bounds,
-        ksize,
+                (w * one + 0.5) as i32
+            }
+        })
+        .collect();
+    FixedTaps {
+        bounds: t.bounds,
+        ksize: t.ksize,
         weights,
     }
 }
@@ -203,7 +172,7 @@ pub fn resized_size(w: usize, h: usize, short: usize) -> (usize, usize) {
 
 /// torchvision's `CenterCrop` offsets: `int(round((size - crop) / 2))`.
 /// Python rounds halves to even, which `f64::round_ties_even` matches.
-fn crop_offset(size: usize, crop: usize) -> usize {
+pub(crate) fn crop_offset(size: usize, crop: usize) -> usize {
     ((size as f64 - crop as f64) / 2.0)
         .round_ties_even()
         .max(0.0) as usize

@@ -1,0 +1,113 @@
+//! Thermal preprocessing: radiometric counts (Lepton TLinear: centi-kelvin) or
+//! Celsius -> Celsius, mapped from `[min_c, max_c]` to [0, 1] (clipped), short-side
+//! resize (PIL bilinear) and centre crop, `(x - mean) / std`: one channel, as
+//! ImageBind's thermal encoder takes it.
+//!
+//! The temperature window is a contract value: the defaults (-10 .. 60 °C) cover
+//! people, animals, engines and rooms; a fire saturates at 1.
+
+use super::resize::{Filter, resize_crop_f32};
+use super::{PreprocessError, Tensor};
+
+/// Parameters of the thermal transform.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThermalParams {
+    /// Kelvin per Y16 count (Lepton TLinear high resolution: 0.01).
+    pub kelvin_per_count: f32,
+    /// Kelvin at count 0.
+    pub kelvin_offset: f32,
+    /// Temperature mapped to 0, °C.
+    pub min_c: f32,
+    /// Temperature mapped to 1, °C.
+    pub max_c: f32,
+    /// Short side after resizing.
+    pub resize: u32,
+    /// Square centre crop.
+    pub crop: u32,
+    /// Subtracted after scaling to [0, 1].
+    pub mean: f32,
+    /// Divided by.
+    pub std: f32,
+}
+
+impl Default for ThermalParams {
+    fn default() -> Self {
+        ThermalParams {
+            kelvin_per_count: 0.01,
+            kelvin_offset: 0.0,
+            min_c: -10.0,
+            max_c: 60.0,
+            resize: 224,
+            crop: 224,
+            mean: 0.5,
+            std: 0.5,
+        }
+    }
+}
+
+/// Celsius values (`w * h`) -> `[1, crop, crop]`.
+pub fn preprocess_celsius(
+    c: &[f32],
+    w: usize,
+    h: usize,
+    p: &ThermalParams,
+) -> Result<Tensor, PreprocessError> {
+    if !(p.max_c > p.min_c) || p.std == 0.0 {
+        return Err(PreprocessError::Params(format!(
+            "thermal needs max_c > min_c and std != 0, got {} .. {} std {}",
+            p.min_c, p.max_c, p.std
+        )));
+    }
+    let span = p.max_c - p.min_c;
+    let unit: Vec<f32> = c
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                ((v - p.min_c) / span).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let crop = p.crop as usize;
+    let img = resize_crop_f32(&unit, w, h, p.resize as usize, crop, Filter::Bilinear)?;
+    Ok(Tensor::new(
+        vec![1, crop, crop],
+        img.into_iter().map(|v| (v - p.mean) / p.std).collect(),
+    ))
+}
+
+/// Y16 counts -> Celsius with the contract's calibration.
+pub fn counts_to_celsius(counts: &[u16], p: &ThermalParams) -> Vec<f32> {
+    counts
+        .iter()
+        .map(|&n| n as f32 * p.kelvin_per_count + p.kelvin_offset - 273.15)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_and_window() {
+        let p = ThermalParams {
+            resize: 2,
+            crop: 2,
+            mean: 0.0,
+            std: 1.0,
+            ..Default::default()
+        };
+        let c = counts_to_celsius(&[27315, 30315, 37315, 26315], &p);
+        assert!(
+            (c[0] - 0.0).abs() < 0.01 && (c[1] - 30.0).abs() < 0.01 && (c[2] - 100.0).abs() < 0.01
+        );
+        let t = preprocess_celsius(&c, 2, 2, &p).unwrap();
+        let want = [10.0 / 70.0, 40.0 / 70.0, 1.0, 0.0];
+        for (g, w) in t.data.iter().zip(want) {
+            assert!((g - w).abs() < 1e-3, "{:?}", t.data);
+        }
+        assert!(preprocess_celsius(&c, 2, 2, &ThermalParams { max_c: -20.0, ..p }).is_err());
+    }
+}
