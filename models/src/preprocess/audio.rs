@@ -161,7 +161,7 @@ impl AudioPreprocessor {
         channels: u16,
         rate: u32,
     ) -> Result<Tensor, PreprocessError> {
-        if channels == 0 || interleaved.len() % channels as usize != 0 {
+        if channels == 0 || !interleaved.len().is_multiple_of(channels as usize) {
             return Err(PreprocessError::Shape(format!(
                 "{} samples do not divide into {channels} channels",
                 interleaved.len()

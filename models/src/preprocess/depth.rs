@@ -59,7 +59,11 @@ pub fn preprocess_depth_mm(
     h: usize,
     p: &DepthParams,
 ) -> Result<Tensor, PreprocessError> {
-    if !(p.baseline_m > 0.0 && p.fx_px > 0.0 && p.min_depth_m > 0.0 && p.std != 0.0) {
+    if [p.baseline_m, p.fx_px, p.min_depth_m]
+        .iter()
+        .any(|v| v.is_nan() || *v <= 0.0)
+        || p.std == 0.0
+    {
         return Err(PreprocessError::Params(format!(
             "depth baseline_m {}, fx_px {}, min_depth_m {} must be > 0 and std non-zero",
             p.baseline_m, p.fx_px, p.min_depth_m

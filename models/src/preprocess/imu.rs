@@ -41,7 +41,7 @@ pub fn preprocess_imu(
     t_start: u64,
     p: &ImuParams,
 ) -> Result<Tensor, PreprocessError> {
-    if p.length == 0 || !(p.sample_rate > 0.0) || p.std.contains(&0.0) {
+    if p.length == 0 || p.sample_rate.is_nan() || p.sample_rate <= 0.0 || p.std.contains(&0.0) {
         return Err(PreprocessError::Params(format!(
             "imu length {} / rate {} / std {:?} must be positive",
             p.length, p.sample_rate, p.std

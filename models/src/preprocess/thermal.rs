@@ -53,7 +53,7 @@ pub fn preprocess_celsius(
     h: usize,
     p: &ThermalParams,
 ) -> Result<Tensor, PreprocessError> {
-    if !(p.max_c > p.min_c) || p.std == 0.0 {
+    if p.max_c.is_nan() || p.min_c.is_nan() || p.max_c <= p.min_c || p.std == 0.0 {
         return Err(PreprocessError::Params(format!(
             "thermal needs max_c > min_c and std != 0, got {} .. {} std {}",
             p.min_c, p.max_c, p.std

@@ -839,7 +839,7 @@ pub fn decode_sample(
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             );
-            if a.samples.len() % a.channels as usize != 0 {
+            if !a.samples.len().is_multiple_of(a.channels as usize) {
                 return Err(decode_err(
                     path,
                     m,

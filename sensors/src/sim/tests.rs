@@ -77,7 +77,7 @@ fn same_seed_gives_identical_bytes_and_truth_queries_do_not_disturb() {
         until,
         |w| {
             k += 1;
-            if k % 7 == 0 {
+            if k.is_multiple_of(7) {
                 let _ = w.truth_until(k * 50_000_000);
                 let _ = w.situations_at((k * 37_000_000) % (20 * S));
             }
