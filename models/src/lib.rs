@@ -1,9 +1,11 @@
 //! # edgebind-models
 //!
 //! Everything that turns a window into a vector of the shared space. Today:
-//! ImageBind-exact [`preprocess`]ing. The encoder contract, the backends and
-//! the text tower build on it.
+//! the encoder [`contract`], ImageBind-exact [`preprocess`]ing and the
+//! [`space`] operations. The backends and the text tower build on them.
 
 #![warn(missing_docs)]
 
+pub mod contract;
 pub mod preprocess;
+pub mod space;
