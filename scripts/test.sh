@@ -19,5 +19,7 @@ echo "== fmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tensorrt feature builds without TensorRT or ONNX Runtime installed"
+cargo clippy -p edgebind-models --features tensorrt --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked

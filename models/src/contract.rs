@@ -205,12 +205,36 @@ impl Contract {
         let b = || Dim::Symbol("batch".into());
         let f = Dim::Fixed;
         let (shape, preprocess, window_s) = match modality {
-            ContractModality::Vision => (vec![b(), f(3), f(2), f(224), f(224)], Preprocess::Vision(VisionParams::default()), 1.0),
-            ContractModality::Audio => (vec![b(), f(1), f(128), f(204)], Preprocess::Audio(AudioParams::default()), 2.0),
-            ContractModality::Depth => (vec![b(), f(1), f(224), f(224)], Preprocess::Depth(DepthParams::default()), 1.0),
-            ContractModality::Thermal => (vec![b(), f(1), f(224), f(224)], Preprocess::Thermal(ThermalParams::default()), 1.0),
-            ContractModality::Imu => (vec![b(), f(6), f(2000)], Preprocess::Imu(ImuParams::default()), 5.0),
-            ContractModality::Text => (vec![b(), f(77)], Preprocess::Text(TextParams::default()), 0.0),
+            ContractModality::Vision => (
+                vec![b(), f(3), f(2), f(224), f(224)],
+                Preprocess::Vision(VisionParams::default()),
+                1.0,
+            ),
+            ContractModality::Audio => (
+                vec![b(), f(1), f(128), f(204)],
+                Preprocess::Audio(AudioParams::default()),
+                2.0,
+            ),
+            ContractModality::Depth => (
+                vec![b(), f(1), f(224), f(224)],
+                Preprocess::Depth(DepthParams::default()),
+                1.0,
+            ),
+            ContractModality::Thermal => (
+                vec![b(), f(1), f(224), f(224)],
+                Preprocess::Thermal(ThermalParams::default()),
+                1.0,
+            ),
+            ContractModality::Imu => (
+                vec![b(), f(6), f(2000)],
+                Preprocess::Imu(ImuParams::default()),
+                5.0,
+            ),
+            ContractModality::Text => (
+                vec![b(), f(77)],
+                Preprocess::Text(TextParams::default()),
+                0.0,
+            ),
         };
         Contract {
             version: CONTRACT_VERSION,
@@ -233,7 +257,8 @@ impl Contract {
 
     /// Parses and validates the JSON stored in a model's metadata.
     pub fn from_json(text: &str) -> Result<Contract, ContractError> {
-        let c: Contract = serde_json::from_str(text).map_err(|e| ContractError::Parse(e.to_string()))?;
+        let c: Contract =
+            serde_json::from_str(text).map_err(|e| ContractError::Parse(e.to_string()))?;
         c.validate()?;
         Ok(c)
     }
@@ -247,17 +272,26 @@ impl Contract {
     /// to [`Contract::imagebind`] of that modality (tables merge key by key, so
     /// `[preprocess] clips = 1` keeps the other audio defaults).
     pub fn from_sidecar_toml(text: &str) -> Result<Contract, ContractError> {
-        let overrides: toml::Table = toml::from_str(text).map_err(|e| ContractError::Parse(e.to_string()))?;
+        let overrides: toml::Table =
+            toml::from_str(text).map_err(|e| ContractError::Parse(e.to_string()))?;
         let modality = overrides
             .get("modality")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| ContractError::Parse("sidecar needs `modality = \"vision\"` (or audio, depth, thermal, imu, text)".into()))?;
-        let modality: ContractModality = serde_json::from_value(serde_json::Value::String(modality.into()))
-            .map_err(|_| ContractError::Parse(format!("unknown modality `{modality}`")))?;
+            .ok_or_else(|| {
+                ContractError::Parse(
+                    "sidecar needs `modality = \"vision\"` (or audio, depth, thermal, imu, text)"
+                        .into(),
+                )
+            })?;
+        let modality: ContractModality =
+            serde_json::from_value(serde_json::Value::String(modality.into()))
+                .map_err(|_| ContractError::Parse(format!("unknown modality `{modality}`")))?;
         let mut base = serde_json::to_value(Contract::imagebind(modality)).expect("serialisable");
-        let over = serde_json::to_value(&overrides).map_err(|e| ContractError::Parse(e.to_string()))?;
+        let over =
+            serde_json::to_value(&overrides).map_err(|e| ContractError::Parse(e.to_string()))?;
         merge(&mut base, over);
-        let c: Contract = serde_json::from_value(base).map_err(|e| ContractError::Parse(e.to_string()))?;
+        let c: Contract =
+            serde_json::from_value(base).map_err(|e| ContractError::Parse(e.to_string()))?;
         c.validate()?;
         Ok(c)
     }
@@ -267,7 +301,10 @@ impl Contract {
     pub fn validate(&self) -> Result<(), ContractError> {
         let bad = |m: String| Err(ContractError::Invalid(m));
         if self.version != CONTRACT_VERSION {
-            return bad(format!("version {} (this build reads version {CONTRACT_VERSION})", self.version));
+            return bad(format!(
+                "version {} (this build reads version {CONTRACT_VERSION})",
+                self.version
+            ));
         }
         if self.space.trim().is_empty() {
             return bad("`space` is empty".into());
@@ -287,7 +324,9 @@ impl Contract {
         }
         for (i, d) in self.input.shape.iter().enumerate().skip(1) {
             if let Dim::Symbol(s) = d {
-                return bad(format!("input.shape[{i}] is `{s}`: only the batch dimension (0) may be symbolic"));
+                return bad(format!(
+                    "input.shape[{i}] is `{s}`: only the batch dimension (0) may be symbolic"
+                ));
             }
         }
         if let Some(item) = self.preprocess.item_shape() {
@@ -318,7 +357,12 @@ impl Contract {
         inputs: &[(String, Vec<Option<usize>>)],
         outputs: &[(String, Vec<Option<usize>>)],
     ) -> Result<(), ContractError> {
-        let names = |v: &[(String, Vec<Option<usize>>)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        let names = |v: &[(String, Vec<Option<usize>>)]| {
+            v.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let Some((_, ishape)) = inputs.iter().find(|(n, _)| *n == self.input.name) else {
             return Err(ContractError::Invalid(format!(
                 "input `{}` is not in the graph (its inputs: {})",
@@ -407,11 +451,14 @@ mod tests {
         assert_eq!(c.input.name, "audio_input");
         assert_eq!(c.output.dim, 1024);
         assert_eq!(c.space, IMAGEBIND_SPACE);
-        let Preprocess::Audio(a) = &c.preprocess else { panic!() };
+        let Preprocess::Audio(a) = &c.preprocess else {
+            panic!()
+        };
         assert_eq!((a.clips, a.target_length, a.mean), (1, 204, -4.268));
         let e = Contract::from_sidecar_toml("space = \"x\"").unwrap_err();
         assert!(e.to_string().contains("modality"), "{e}");
-        let e = Contract::from_sidecar_toml("modality = \"audio\"\n[preprocess]\nclipz = 1\n").unwrap_err();
+        let e = Contract::from_sidecar_toml("modality = \"audio\"\n[preprocess]\nclipz = 1\n")
+            .unwrap_err();
         assert!(e.to_string().contains("clipz"), "{e}");
     }
 
@@ -423,7 +470,12 @@ mod tests {
         assert!(e.contains("256") && e.contains("224"), "{e}");
         let mut c = Contract::imagebind(ContractModality::Depth);
         c.preprocess = Preprocess::Imu(ImuParams::default());
-        assert!(c.validate().unwrap_err().to_string().contains("preprocess.kind is imu"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("preprocess.kind is imu")
+        );
         let mut c = Contract::imagebind(ContractModality::Imu);
         c.input.shape[2] = Dim::Symbol("time".into());
         assert!(c.validate().is_err());
@@ -440,8 +492,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dimension 2 is 1000 in the graph, 2000"), "{e}");
-        let e = c.check_graph(&[("x".into(), vec![None])], &ok_out).unwrap_err().to_string();
-        assert!(e.contains("`imu` is not in the graph (its inputs: x)"), "{e}");
+        let e = c
+            .check_graph(&[("x".into(), vec![None])], &ok_out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`imu` is not in the graph (its inputs: x)"),
+            "{e}"
+        );
         let e = c
             .check_graph(&ok_in, &[("embedding".into(), vec![None, Some(768)])])
             .unwrap_err()

@@ -6,6 +6,8 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod contract;
+pub mod onnx;
 pub mod preprocess;
 pub mod space;

@@ -46,7 +46,10 @@ impl Embedding {
 
     fn check(&self, other: &Embedding) -> Result<(), SpaceError> {
         if self.space != other.space {
-            return Err(SpaceError::Mismatch(self.space.to_string(), other.space.to_string()));
+            return Err(SpaceError::Mismatch(
+                self.space.to_string(),
+                other.space.to_string(),
+            ));
         }
         if self.vector.len() != other.vector.len() {
             return Err(SpaceError::Dim(self.vector.len(), other.vector.len()));
@@ -57,7 +60,12 @@ impl Embedding {
     /// Cosine similarity (a dot product: both are unit length).
     pub fn cosine(&self, other: &Embedding) -> Result<f32, SpaceError> {
         self.check(other)?;
-        Ok(self.vector.iter().zip(&other.vector).map(|(a, b)| a * b).sum())
+        Ok(self
+            .vector
+            .iter()
+            .zip(&other.vector)
+            .map(|(a, b)| a * b)
+            .sum())
     }
 
     /// ImageBind's composition: the normalised weighted sum of embeddings of one space.
