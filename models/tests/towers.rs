@@ -1,0 +1,185 @@
+//! The real towers: the all-MiniLM-L6-v2 text tower (files from
+//! `scripts/fetch-models.sh`) against sentence-transformers, and the bundled
+//! MobileNetV2 image anchor (`models/zoo/`) against its PyTorch pipeline and on
+//! real photos ranked against text prompts, all through tract.
+//!
+//! `cargo test -p edgebind-models --test towers -- --nocapture` prints the figures.
+
+use std::path::{Path, PathBuf};
+
+use edgebind_models::backend::tract::TractEncoder;
+use edgebind_models::backend::{BackendOptions, Encoder};
+use edgebind_models::contract::Preprocess;
+use edgebind_models::preprocess::vision::preprocess_rgb8;
+use edgebind_models::space::Embedding;
+use edgebind_models::text::{TEXT_SPACE, TextTower, default_dir};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn json(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join(rel)).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn tower() -> TextTower {
+    TextTower::load(&default_dir())
+        .unwrap_or_else(|e| panic!("{e}\n(the text tower comes from scripts/fetch-models.sh)"))
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn text_tower_matches_sentence_transformers() {
+    let t = tower();
+    let r = json("fixtures/text/reference.json");
+    let sentences = r["sentences"].as_array().unwrap();
+    assert!(sentences.len() >= 20);
+    let texts: Vec<&str> = sentences
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    // One batch (padded to the longest) and one at a time must both match.
+    let batch = t.embed(&texts).unwrap();
+    let mut worst = 1f32;
+    for (i, s) in sentences.iter().enumerate() {
+        let want = floats(&s["embedding"]);
+        let ids: Vec<u64> = s["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let got_ids: Vec<u64> = t
+            .token_ids(texts[i])
+            .unwrap()
+            .into_iter()
+            .map(u64::from)
+            .collect();
+        assert_eq!(got_ids, ids, "{}: token ids", s["name"]);
+        let single = &t.embed(&texts[i..i + 1]).unwrap()[0];
+        let c_batch = cos(&batch[i].vector, &want);
+        let c_single = cos(&single.vector, &want);
+        worst = worst.min(c_batch).min(c_single);
+        println!(
+            "text {:<28} tokens {:>3}  cosine batch {c_batch:.7} single {c_single:.7}",
+            s["name"].as_str().unwrap(),
+            ids.len()
+        );
+        assert!(
+            c_batch >= 0.999 && c_single >= 0.999,
+            "{}: {c_batch} / {c_single}",
+            s["name"]
+        );
+        assert_eq!(&*batch[i].space, TEXT_SPACE);
+    }
+    println!(
+        "text tower: worst cosine vs sentence-transformers over {} sentences: {worst:.7}",
+        texts.len()
+    );
+    // Paraphrases land together, unrelated texts apart.
+    for p in r["pairs"].as_array().unwrap() {
+        let find = |n: &str| sentences.iter().position(|s| s["name"] == n).unwrap();
+        let (a, b) = (
+            find(p["a"].as_str().unwrap()),
+            find(p["b"].as_str().unwrap()),
+        );
+        let c = batch[a].cosine(&batch[b]).unwrap();
+        assert!(
+            (c - p["cosine"].as_f64().unwrap() as f32).abs() < 1e-3,
+            "{p}: {c}"
+        );
+    }
+}
+
+#[test]
+fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
+    let e = json("fixtures/image_anchor/expected.json");
+    let enc = TractEncoder::load(
+        &root().join("zoo/image_anchor_mobilenetv2.onnx"),
+        &BackendOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(enc.contract().space, TEXT_SPACE);
+    let Preprocess::Vision(vp) = &enc.contract().preprocess else {
+        panic!("vision contract expected")
+    };
+    let t = tower();
+    let prompts: Vec<&str> = e["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    let prompt_embs: Vec<Embedding> = t.embed(&prompts).unwrap();
+    // The Rust text tower gives the prompt embeddings the Python side used.
+    for (p, got) in e["prompts"].as_array().unwrap().iter().zip(&prompt_embs) {
+        assert!(
+            cos(&got.vector, &floats(&p["embedding"])) > 0.9999,
+            "{}",
+            p["text"]
+        );
+    }
+    let mut first = 0;
+    let images = e["images"].as_array().unwrap();
+    for img in images {
+        let name = img["name"].as_str().unwrap();
+        let rgb =
+            std::fs::read(root().join("fixtures").join(img["input"].as_str().unwrap())).unwrap();
+        let (w, h) = (
+            img["width"].as_u64().unwrap() as usize,
+            img["height"].as_u64().unwrap() as usize,
+        );
+        let x = preprocess_rgb8(&rgb, w, h, vp).unwrap();
+        let emb = &enc.encode(&[x]).unwrap()[0];
+        let want = floats(&img["embedding"]);
+        let max = emb
+            .vector
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max <= 1e-4, "{name}: embedding max abs diff {max}");
+        let mut ranked: Vec<(f32, &str)> = prompt_embs
+            .iter()
+            .zip(&prompts)
+            .map(|(p, s)| (emb.cosine(p).unwrap(), *s))
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let expected_top = img["prompt_ranking"][0]["prompt"].as_str().unwrap();
+        println!(
+            "image {name:<16} max diff vs PyTorch {max:.1e}; top prompts: {}",
+            ranked
+                .iter()
+                .take(3)
+                .map(|(c, s)| format!("{s} ({c:.3})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert_eq!(ranked[0].1, expected_top, "{name}");
+        if matches!(
+            (name, ranked[0].1),
+            ("chelsea", "a cat") | ("coffee", "a cup of coffee")
+        ) {
+            first += 1;
+        }
+    }
+    assert_eq!(
+        first, 2,
+        "the cat and the coffee photos rank their own prompt first"
+    );
+}
