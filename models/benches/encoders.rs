@@ -1,0 +1,105 @@
+//! `cargo bench -p edgebind-models --bench encoders`: encoder latency and
+//! preprocessing cost on this machine, printed as figures (median of runs).
+//!
+//! * image anchor (MobileNetV2 -> text space, `models/zoo/`) through tract:
+//!   ms per image at batch 1 and 8, on 1 and 2 threads;
+//! * text tower (all-MiniLM-L6-v2, needs `scripts/fetch-models.sh`): ms per
+//!   prompt, one at a time and as a batch of 16;
+//! * preprocessing: vision (PIL-exact resize of a 640x480 frame) and audio
+//!   (2 s at 44.1 kHz -> 3 clips of fbank) in ms.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use edgebind_models::backend::tract::TractEncoder;
+use edgebind_models::backend::{BackendOptions, Encoder};
+use edgebind_models::preprocess::Tensor;
+use edgebind_models::preprocess::audio::{AudioParams, AudioPreprocessor};
+use edgebind_models::preprocess::vision::{VisionParams, preprocess_rgb8};
+use edgebind_models::text::{TextTower, default_dir};
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let runs = if std::env::args().any(|a| a == "--quick") {
+        3
+    } else {
+        9
+    };
+    println!("edgebind-models bench (median of {runs} runs)");
+    let zoo = Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/image_anchor_mobilenetv2.onnx");
+    let img = Tensor::new(
+        vec![3, 224, 224],
+        (0..3 * 224 * 224)
+            .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+            .collect(),
+    );
+    for threads in [1, 2] {
+        let enc = TractEncoder::load(
+            &zoo,
+            &BackendOptions {
+                threads,
+                max_batch: 8,
+            },
+        )
+        .unwrap();
+        for batch in [1, 8] {
+            let items = vec![img.clone(); batch];
+            let ms = median_ms(runs, || {
+                black_box(enc.encode(&items).unwrap());
+            });
+            println!(
+                "image anchor (MobileNetV2 + text projection), tract, {threads} thread(s), batch {batch}: {:.1} ms per image",
+                ms / batch as f64
+            );
+        }
+    }
+    match TextTower::load(&default_dir()) {
+        Ok(t) => {
+            let prompts: Vec<String> = (0..16)
+                .map(|i| format!("a dog barking in a yard number {i}"))
+                .collect();
+            let refs: Vec<&str> = prompts.iter().map(|s| s.as_str()).collect();
+            let one = median_ms(runs, || {
+                black_box(t.embed(&refs[..1]).unwrap());
+            });
+            let batch = median_ms(runs, || {
+                black_box(t.embed(&refs).unwrap());
+            });
+            println!(
+                "text tower (all-MiniLM-L6-v2), tract, 1 thread: {one:.1} ms for one prompt, {:.1} ms per prompt in a batch of 16",
+                batch / 16.0
+            );
+        }
+        Err(e) => println!("text tower skipped: {e}"),
+    }
+    let frame: Vec<u8> = (0..640 * 480 * 3).map(|i| (i * 7 % 256) as u8).collect();
+    let ms = median_ms(runs, || {
+        black_box(preprocess_rgb8(&frame, 640, 480, &VisionParams::default()).unwrap());
+    });
+    println!(
+        "vision preprocessing, 640x480 RGB -> [3, 2, 224, 224] (PIL-exact bicubic): {ms:.2} ms"
+    );
+    let mut audio = AudioPreprocessor::new(AudioParams::default()).unwrap();
+    let wave: Vec<f32> = (0..88_200)
+        .map(|i| ((i as f32) * 0.031).sin() * 0.3)
+        .collect();
+    let ms = median_ms(runs, || {
+        black_box(audio.process(&wave, 1, 44_100).unwrap());
+    });
+    println!(
+        "audio preprocessing, 2 s at 44.1 kHz -> resample + 3 clips x fbank [1, 128, 204]: {ms:.2} ms"
+    );
+}
