@@ -175,3 +175,18 @@ pub fn graph_facts(proto: &pb::ModelProto) -> (Facts, Facts) {
     let inits: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
     (facts(&g.input, &inits), facts(&g.output, &[]))
 }
+
+/// Reads `path`, finds its contract and checks it against the graph: the
+/// common first step of every backend's `load`.
+pub fn load_checked(path: &Path) -> Result<(pb::ModelProto, Contract), ModelError> {
+    let proto = read_proto(path)?;
+    let contract = contract_of(&proto, path)?;
+    let (inputs, outputs) = graph_facts(&proto);
+    contract
+        .check_graph(&inputs, &outputs)
+        .map_err(|source| ModelError::Contract {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok((proto, contract))
+}

@@ -169,8 +169,12 @@ fn encodes_like_the_math_at_any_batch_size() {
                 assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
-        // A single item gives the same vector as inside a batch.
-        assert_eq!(enc.encode(&items[3..4]).unwrap()[0], embs[3]);
+        // A single item gives the same vector as inside a batch (different plans:
+        // equal up to float summation order).
+        let single = &enc.encode(&items[3..4]).unwrap()[0];
+        for (a, b) in single.vector.iter().zip(&embs[3].vector) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use ort::value::Tensor as OrtTensor;
 
 use super::{BackendOptions, Encoder, check_items, rows_to_embeddings};
 use crate::contract::Contract;
-use crate::onnx::{ModelError, contract_of, graph_facts, read_proto};
+use crate::onnx::{ModelError, load_checked};
 use crate::preprocess::Tensor;
 use crate::space::Embedding;
 
@@ -70,15 +70,7 @@ impl TensorRtEncoder {
         opts: &BackendOptions,
         trt: &TensorRtOptions,
     ) -> Result<Self, ModelError> {
-        let proto = read_proto(path)?;
-        let contract = contract_of(&proto, path)?;
-        let (inputs, outputs) = graph_facts(&proto);
-        contract
-            .check_graph(&inputs, &outputs)
-            .map_err(|source| ModelError::Contract {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let (_, contract) = load_checked(path)?;
         let err = |detail: String| ModelError::Backend {
             path: path.to_path_buf(),
             backend: "tensorrt",
