@@ -23,6 +23,28 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tensorrt feature builds without TensorRT or ONNX Runtime installed"
-cargo clippy -p edgebind-models --features tensorrt --locked -- -D warnings
+cargo clippy -p edgebind-models --features tensorrt --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+
+# The tensorrt backend's code path (ONNX Runtime loaded at run time) against a
+# CPU build of ONNX Runtime from PyPI: the TensorRT and CUDA providers are
+# absent there, so ONNX Runtime falls back to its CPU kernels.
+echo "== tensorrt backend code path on ONNX Runtime 1.32.0 (CPU)"
+ORT_DIR="${EDGEBIND_MODELS:-$HOME/.cache/edgebind/models}/onnxruntime-1.32.0"
+ORT_LIB="$ORT_DIR/libonnxruntime.so.1.32.0"
+ORT_SHA=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
+if ! echo "$ORT_SHA  $ORT_LIB" | sha256sum -c --status 2>/dev/null; then
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" onnxruntime==1.32.0
+  mkdir -p "$ORT_DIR"
+  python3 - "$tmp" "$ORT_LIB" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/onnxruntime-1.32.0-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("onnxruntime/capi/libonnxruntime.so.1.32.0"))
+PY
+  rm -rf "$tmp"
+  echo "$ORT_SHA  $ORT_LIB" | sha256sum -c --quiet || { echo "onnxruntime library checksum mismatch" >&2; exit 1; }
+fi
+ORT_DYLIB_PATH="$ORT_LIB" cargo test -p edgebind-models --features tensorrt --locked --test tensorrt_backend

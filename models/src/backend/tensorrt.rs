@@ -76,27 +76,7 @@ impl TensorRtEncoder {
             backend: "tensorrt",
             detail,
         };
-        let mut trt_ep = ep::TensorRT::default()
-            .with_device_id(trt.device_id)
-            .with_fp16(trt.fp16);
-        if let Some(cache) = &trt.engine_cache {
-            trt_ep = trt_ep
-                .with_engine_cache(true)
-                .with_engine_cache_path(cache.display());
-        }
-        let env = ort::init_from(&trt.library)
-            .map_err(|e| {
-                err(format!(
-                    "cannot load ONNX Runtime from {}: {e}",
-                    trt.library.display()
-                ))
-            })?
-            .with_execution_providers([
-                trt_ep.build(),
-                ep::CUDA::default().with_device_id(trt.device_id).build(),
-            ])
-            .build()
-            .map_err(|e| err(e.to_string()))?;
+        let env = environment(trt).map_err(err)?;
         let session = Session::builder(&env)
             .map_err(|e| err(e.to_string()))?
             .with_intra_threads(opts.threads.max(1))
@@ -111,6 +91,48 @@ impl TensorRtEncoder {
             max_batch: opts.max_batch.max(1),
         })
     }
+}
+
+/// ONNX Runtime allows one environment per process, so every encoder shares
+/// the first one (and so its library and provider settings).
+static ENVIRONMENT: Mutex<Option<(TensorRtOptions, ort::environment::Environment)>> =
+    Mutex::new(None);
+
+fn environment(trt: &TensorRtOptions) -> Result<ort::environment::Environment, String> {
+    let mut slot = ENVIRONMENT
+        .lock()
+        .map_err(|_| "ONNX Runtime environment lock poisoned".to_string())?;
+    if let Some((opts, env)) = slot.as_ref() {
+        if opts != trt {
+            return Err(format!(
+                "ONNX Runtime is already set up in this process with {opts:?}; one process can only use one library and provider setting, requested {trt:?}"
+            ));
+        }
+        return Ok(env.clone());
+    }
+    let mut trt_ep = ep::TensorRT::default()
+        .with_device_id(trt.device_id)
+        .with_fp16(trt.fp16);
+    if let Some(cache) = &trt.engine_cache {
+        trt_ep = trt_ep
+            .with_engine_cache(true)
+            .with_engine_cache_path(cache.display());
+    }
+    let env = ort::init_from(&trt.library)
+        .map_err(|e| {
+            format!(
+                "cannot load ONNX Runtime from {}: {e}",
+                trt.library.display()
+            )
+        })?
+        .with_execution_providers([
+            trt_ep.build(),
+            ep::CUDA::default().with_device_id(trt.device_id).build(),
+        ])
+        .build()
+        .map_err(|e| e.to_string())?;
+    *slot = Some((trt.clone(), env.clone()));
+    Ok(env)
 }
 
 impl Encoder for TensorRtEncoder {
