@@ -3,8 +3,7 @@
 # inspects the recording. Open out.mcap in Foxglove to see the streams.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p edgebind
-bin=target/release/edgebind
 out=${1:-out.mcap}
-"$bin" record --rig sim --seed 7 --seconds 10 -o "$out"
-"$bin" inspect "$out"
+edgebind() { cargo run -q --release --locked -p edgebind -- "$@"; }
+edgebind record --rig sim --seed 7 --seconds 10 -o "$out"
+edgebind inspect "$out"
