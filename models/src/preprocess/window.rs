@@ -50,13 +50,15 @@ impl Preprocessor {
 
     /// The encoder inputs of one window.
     pub fn window(&mut self, w: &Window) -> Result<Vec<Tensor>, PreprocessError> {
+        if let WindowData::Frame { frame, .. } = &w.data {
+            frame
+                .validate()
+                .map_err(|e| PreprocessError::Shape(e.to_string()))?;
+        }
         match (&self.spec, &w.data) {
             (Preprocess::Vision(p), WindowData::Frame { frame, .. })
                 if frame.format == PixelFormat::Rgb8 =>
             {
-                frame
-                    .validate()
-                    .map_err(|e| PreprocessError::Shape(e.to_string()))?;
                 Ok(vec![vision::preprocess_rgb8(
                     &frame.data,
                     frame.width as usize,
@@ -67,9 +69,6 @@ impl Preprocessor {
             (Preprocess::Depth(p), WindowData::Frame { frame, .. })
                 if frame.format == PixelFormat::DepthZ16 =>
             {
-                frame
-                    .validate()
-                    .map_err(|e| PreprocessError::Shape(e.to_string()))?;
                 Ok(vec![depth::preprocess_depth_mm(
                     &frame_u16(frame),
                     frame.width as usize,
@@ -83,9 +82,6 @@ impl Preprocessor {
                     PixelFormat::ThermalY16 | PixelFormat::ThermalF32
                 ) =>
             {
-                frame
-                    .validate()
-                    .map_err(|e| PreprocessError::Shape(e.to_string()))?;
                 let celsius = if frame.format == PixelFormat::ThermalY16 {
                     thermal::counts_to_celsius(&frame_u16(frame), p)
                 } else {
