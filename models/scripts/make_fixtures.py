@@ -10,7 +10,8 @@ Everything under ``models/fixtures/`` except ``README.md``:
 * ``fbank/*.f32``    - kaldi fbank cases, computed exactly the way ImageBind's
   ``waveform2melspec`` calls ``torchaudio.compliance.kaldi.fbank``
   (128 mel bins, 25 ms / 10 ms, hanning, htk_compat, no energy, dither 0,
-  waveform mean subtracted first).
+  waveform mean subtracted first), in float32 (``*.out.f32``) and on the same
+  samples widened to float64 (``*.out64.f32``, the reference of record).
 * ``audio/*.f32``    - ImageBind's whole audio path: resample to 16 kHz
   (``torchaudio.functional.resample``, default arguments), the
   ConstantClipsPerVideoSampler(clip_duration=2, clips_per_video=3) clip
@@ -115,6 +116,16 @@ FBANK_KWARGS = dict(
     dither=0.0,
     frame_length=25,
     frame_shift=10,
+)
+
+FBANK_REFERENCES = (
+    "Two references per case, both torchaudio.compliance.kaldi.fbank on the same "
+    "mean-subtracted float32 samples: `output` evaluates it in float32 (what ImageBind "
+    "runs), `output_f64` on the samples widened to float64 (stored rounded to float32). "
+    "They differ only where FFT rounding noise decides the log: cells within a few nats "
+    "of the FLT_EPSILON floor or far below their frame's peak "
+    "(f32_vs_f64_reference_max_abs). output_f64 is the reference of record for the "
+    "Rust fbank, which computes in float64 too."
 )
 
 FBANK_PARAMS = {
@@ -452,6 +463,7 @@ def generate(out_dir: Path, wheel: Path) -> None:
                 "scikit_image": skimage.__version__,
             },
             "seed": SEED,
+            "fbank_references": FBANK_REFERENCES,
             "fbank": [],
             "audio_pipeline": [],
             "vision": [],
@@ -464,8 +476,14 @@ def generate(out_dir: Path, wheel: Path) -> None:
             mean = w.mean()
             w -= mean
             fb = kaldi.fbank(w, sample_frequency=SR, **FBANK_KWARGS)
+            # The reference of record: the same function on the same (mean-subtracted,
+            # float32) samples widened to float64, so that FFT rounding does not decide
+            # the near-floor cells (see FBANK_REFERENCES).
+            fb64 = kaldi.fbank(w.double(), sample_frequency=SR, **FBANK_KWARGS)
+            gap = (fb.double() - fb64).abs()
             write_f32(out_dir, f"fbank/{name}.in.f32", x)
             write_f32(out_dir, f"fbank/{name}.out.f32", fb.numpy())
+            write_f32(out_dir, f"fbank/{name}.out64.f32", fb64.numpy())
             manifest["fbank"].append({
                 "name": name,
                 "description": description,
@@ -475,9 +493,12 @@ def generate(out_dir: Path, wheel: Path) -> None:
                 "waveform_mean_f32": float(mean),
                 "params": FBANK_PARAMS,
                 "output": f"fbank/{name}.out.f32",
+                "output_f64": f"fbank/{name}.out64.f32",
                 "output_shape": list(fb.shape),
                 "output_min": float(fb.min()),
                 "output_max": float(fb.max()),
+                "f32_vs_f64_reference_max_abs": float(gap.max()),
+                "f32_vs_f64_reference_mean_abs": float(gap.mean()),
             })
 
         fbank_case("speech_like", "2.5 s speech-like: band-limited sawtooth source (f0 95-155 Hz), "
@@ -511,6 +532,22 @@ def generate(out_dir: Path, wheel: Path) -> None:
         fbank_case("near_silence", "2.0 s white noise of rms 1e-5 (about -100 dBFS): per-bin mel energies "
                    "straddle FLT_EPSILON, so some values are clamped to the floor and some are not",
                    1e-5 * rng.standard_normal(2 * SR))
+
+        # A 44.1 kHz recording resampled to 16 kHz (torchaudio's resampler, float32, as
+        # ImageBind does) is the fbank's input here. Its own generator keeps the random
+        # streams of the other cases unchanged.
+        rng441 = np.random.default_rng(SEED + 441)
+        n = int(2.5 * 44100)
+        t = np.arange(n) / 44100
+        x441 = speech_like(rng441, 2.5, 44100, peak=0.5).astype(np.float64)
+        x441 += 0.05 * np.sin(2 * np.pi * 5000.0 * t) + 0.1 * np.sin(2 * np.pi * 15000.0 * t)
+        x441 += pink_noise(rng441, n, 0.01)
+        r441 = resample(torch.from_numpy(x441.astype(np.float32)).unsqueeze(0), orig_freq=44100, new_freq=SR)
+        fbank_case("resampled_44k1", "2.5 s at 44.1 kHz resampled to 16 kHz by torchaudio's resampler "
+                   "(float32; the fbank input is the 16 kHz result): speech-like signal (peak 0.5), 5 kHz "
+                   "tone, a 15 kHz tone the resampler removes, pink noise (rms 0.01); nothing above the "
+                   "resampler's 7.92 kHz cut-off, so the top mel bins hold only the filter's leakage",
+                   r441[0].numpy())
 
         # ---------------- audio pipeline ----------------
         def audio_case(name, description, x, sr):

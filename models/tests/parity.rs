@@ -2,7 +2,9 @@
 //! uses (torchaudio's Kaldi fbank and resampler, PIL + torchvision), on the
 //! fixtures generated once by `models/scripts/make_fixtures.py`.
 //!
-//! Bars: fbank max abs diff <= 1e-3; the full audio pipeline likewise; PIL's
+//! Bars: fbank max abs diff <= 1e-3 on every cell against the float64
+//! evaluation of torchaudio's fbank (the float32 one is compared and printed
+//! too); the full audio pipeline <= 1e-3; PIL's
 //! bicubic resize byte-exact; the vision tensor mean abs diff <= 1e-2 (and it
 //! is in fact far lower: see the printed figures with `--nocapture`).
 
@@ -56,7 +58,8 @@ fn fbank_matches_torchaudio_kaldi() {
     let m = manifest();
     let fb = Fbank::new(FbankParams::default()).unwrap();
     let cases = m["fbank"].as_array().unwrap();
-    assert!(cases.len() >= 6);
+    assert!(cases.len() >= 8);
+    let (mut worst64, mut worst32) = (0f32, 0f32);
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let wave = f32s(c["input"].as_str().unwrap());
@@ -64,42 +67,37 @@ fn fbank_matches_torchaudio_kaldi() {
         let mean = (wave.iter().map(|&v| v as f64).sum::<f64>() / wave.len() as f64) as f32;
         let centred: Vec<f32> = wave.iter().map(|v| v - mean).collect();
         let got = fb.compute(&centred);
-        let want = f32s(c["output"].as_str().unwrap());
         let sh = shape(&c["output_shape"]);
         assert_eq!(got.len(), sh[0] * sh[1], "{name}: frames");
-        let (max, mean_d) = diffs(&got, &want);
-        // Cells whose reference energy is within ~3 nats of the FLT_EPSILON floor
-        // (ln eps = -15.94) hold energies of ~1e-7 to 2e-6, where both sides' f32 FFT
-        // rounding (different algorithms) decides the log; the reference's own f64
-        // evaluation differs from it there by up to 7e-3. Above that the bar is 1e-3.
-        // Likewise cells more than 60 dB (13.8 nats) below their frame's strongest
-        // mel bin sit in the f32 FFT's rounding noise of that frame.
-        let (mut max_above, mut near) = (0f32, 0usize);
-        for (gf, wf) in got.chunks(128).zip(want.chunks(128)) {
-            let peak = wf.iter().copied().fold(f32::MIN, f32::max);
-            for (g, w) in gf.iter().zip(wf) {
-                if *w > -13.0 && *w > peak - 13.8 {
-                    max_above = max_above.max((g - w).abs());
-                } else if (g - w).abs() > 1e-3 {
-                    near += 1;
-                }
-            }
-        }
+        // The reference of record: torchaudio's kaldi fbank on the same samples in
+        // float64. The float32 reference (what ImageBind runs) differs from it by FFT
+        // rounding noise in near-floor cells; that gap is printed alongside.
+        let want64 = f32s(c["output_f64"].as_str().unwrap());
+        let want32 = f32s(c["output"].as_str().unwrap());
+        let (max64, mean64) = diffs(&got, &want64);
+        let (max32, mean32) = diffs(&got, &want32);
+        let (gap, _) = diffs(&want32, &want64);
+        worst64 = worst64.max(max64);
+        worst32 = worst32.max(max32);
         println!(
-            "fbank {name:<18} frames {:>4}  max abs diff {max:.2e} (cells above the noise floor: {max_above:.2e}; floor cells > 1e-3: {near} of {})  mean {mean_d:.2e}",
-            sh[0],
-            got.len()
+            "fbank {name:<18} frames {:>4}  vs f64 reference: max {max64:.2e} mean {mean64:.2e}  \
+             vs f32 reference: max {max32:.2e} mean {mean32:.2e}  (f32 vs f64 reference: max {gap:.2e})",
+            sh[0]
         );
         assert!(
-            max_above <= 1e-3,
-            "{name}: max abs diff {max_above} above the floor region"
+            max64 <= 1e-3,
+            "{name}: max abs diff {max64} vs the float64 reference (all cells)"
         );
+        assert!(mean64 <= 1e-5, "{name}: mean abs diff {mean64}");
+        // Against the float32 reference the gap is the reference's own rounding.
         assert!(
-            max <= 2e-2,
-            "{name}: max abs diff {max} even near the floor"
+            max32 <= gap + 1e-3 && mean32 <= 1e-4,
+            "{name}: vs the float32 reference max {max32} (its own gap {gap}), mean {mean32}"
         );
-        assert!(mean_d <= 1e-4, "{name}: mean abs diff {mean_d}");
     }
+    println!(
+        "fbank all cases: max abs diff {worst64:.2e} vs f64 reference, {worst32:.2e} vs f32 reference"
+    );
 }
 
 #[test]
@@ -198,7 +196,7 @@ fn fbank_worst_cells() {
         let mean = (wave.iter().map(|&v| v as f64).sum::<f64>() / wave.len() as f64) as f32;
         let centred: Vec<f32> = wave.iter().map(|v| v - mean).collect();
         let got = fb.compute(&centred);
-        let want = f32s(c["output"].as_str().unwrap());
+        let want = f32s(c["output_f64"].as_str().unwrap());
         let mut idx: Vec<usize> = (0..got.len()).collect();
         idx.sort_by(|&a, &b| {
             (got[b] - want[b])
