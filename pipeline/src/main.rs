@@ -1,7 +1,8 @@
 //! `edgebind`: the edge daemon's command-line tool.
 //!
-//! Today it records rigs to MCAP and inspects recordings; the daemon (`run`)
-//! builds on the same sensor layer.
+//! `run` is the daemon; `config check` validates its config; `listen` and
+//! `query` talk to a running daemon over MQTT; `record` and `inspect` make and
+//! read recordings.
 
 use std::process::ExitCode;
 
@@ -20,17 +21,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: sensors -> encoders -> concepts -> MQTT events.
+    Run(commands::run::RunArgs),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(commands::run::ConfigCmd),
+    /// Print a daemon's events as they arrive (an MQTT subscriber).
+    Listen(commands::client::ListenArgs),
+    /// Search a running daemon's history by text.
+    Query(commands::client::QueryArgs),
     /// Record a rig's streams (and the sim's ground truth) to an MCAP file.
     Record(commands::record::RecordArgs),
+    /// Record a slideshow of photos as a camera stream (see configs/photos.toml).
+    Slideshow(commands::client::SlideshowArgs),
     /// Print a recording's channels, message counts, rates and time span.
     Inspect(commands::inspect::InspectArgs),
+    /// Real sensors: `sensors list` shows the attached cameras, microphones and IMUs.
+    Sensors(commands::sensors::SensorsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => commands::run::run(a),
+        Command::Config(c) => commands::run::config(c),
+        Command::Listen(a) => commands::client::listen(a),
+        Command::Query(a) => commands::client::query(a),
+        Command::Slideshow(a) => commands::client::slideshow(a),
         Command::Record(a) => commands::record::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Sensors(a) => commands::sensors::run(a),
     };
     match result {
         Ok(code) => code,

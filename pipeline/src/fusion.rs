@@ -1,0 +1,258 @@
+//! Fusion: embeddings of different modalities grouped into moments on one
+//! time grid, then combined the ImageBind way (L2-normalise, weight, sum,
+//! normalise).
+//!
+//! Every modality's windows end on multiples of its hop (see
+//! `edgebind_sensors::window`), so a moment at grid time `t` takes, per
+//! modality, the newest embedding whose window ended in `(t - hop_m, t]`. A
+//! moment is emitted once every expected modality has delivered an embedding
+//! ending at or after `t` (nothing for `t` can still come), or once any
+//! modality is `lateness` past `t` (a dead sensor or a dropping encoder delays
+//! moments by at most `lateness`, never stalls them). Moments with no
+//! embedding at all are not emitted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use edgebind_models::space::{Embedding, SpaceError};
+use edgebind_sensors::Modality;
+
+use crate::concepts::Instant2;
+
+/// One window's embedding.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Modality.
+    pub modality: Modality,
+    /// Window start (monotonic ns).
+    pub t_start: u64,
+    /// Window end (monotonic ns, on the grid).
+    pub t_end: u64,
+    /// Wall-clock ns of the window end.
+    pub wall_end_ns: u64,
+    /// The embedding.
+    pub embedding: Arc<Embedding>,
+    /// When the windower emitted the window (for latency figures).
+    pub emitted: Instant,
+}
+
+/// A fused moment.
+#[derive(Debug, Clone)]
+pub struct FusedMoment {
+    /// Grid time.
+    pub t: Instant2,
+    /// Earliest window start and `t`.
+    pub window: [u64; 2],
+    /// One embedding per modality present, in modality order.
+    pub parts: Vec<Embedded>,
+    /// When the window that completed the moment (the latest emitted part) left
+    /// the windower: latencies are measured from it.
+    pub emitted: Instant,
+}
+
+impl FusedMoment {
+    /// Modalities present.
+    pub fn modalities(&self) -> Vec<Modality> {
+        self.parts.iter().map(|p| p.modality).collect()
+    }
+
+    /// Fused embedding of the parts whose modality passes `keep`, weighted.
+    pub fn fuse(
+        &self,
+        weights: &BTreeMap<Modality, f32>,
+        keep: impl Fn(Modality) -> bool,
+    ) -> Result<Option<(Embedding, Vec<Modality>)>, SpaceError> {
+        let parts: Vec<(f32, &Embedding)> = self
+            .parts
+            .iter()
+            .filter(|p| keep(p.modality))
+            .map(|p| (weights.get(&p.modality).copied().unwrap_or(1.0), &*p.embedding))
+            .filter(|(w, _)| *w > 0.0)
+            .collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let mods = self
+            .parts
+            .iter()
+            .filter(|p| keep(p.modality))
+            .map(|p| p.modality)
+            .collect();
+        if parts.len() == 1 {
+            return Ok(Some((parts[0].1.clone(), mods)));
+        }
+        Ok(Some((Embedding::fuse(&parts)?, mods)))
+    }
+}
+
+/// Groups embeddings into moments.
+#[derive(Debug)]
+pub struct Fusion {
+    expected: Vec<Modality>,
+    hop_ns: u64,
+    max_age_ns: [u64; 5],
+    lateness_ns: u64,
+    recent: [VecDeque<Embedded>; 5],
+    seen_end: [Option<u64>; 5],
+    next_t: Option<u64>,
+}
+
+impl Fusion {
+    /// Moments of `expected` modalities (with their hops, ns); `lateness_ns` as above.
+    pub fn new(expected: &[(Modality, u64)], lateness_ns: u64) -> Self {
+        let hop_ns = expected.iter().map(|(_, h)| *h).min().unwrap_or(1).max(1);
+        let mut max_age_ns = [hop_ns; 5];
+        for (m, h) in expected {
+            max_age_ns[m.index()] = (*h).max(hop_ns);
+        }
+        let mut e: Vec<Modality> = expected.iter().map(|(m, _)| *m).collect();
+        e.sort();
+        e.dedup();
+        Fusion {
+            expected: e,
+            hop_ns,
+            max_age_ns,
+            lateness_ns,
+            recent: Default::default(),
+            seen_end: [None; 5],
+            next_t: None,
+        }
+    }
+
+    /// Adds an embedding (in time order per modality); completed moments go to `out`.
+    pub fn push(&mut self, e: Embedded, out: &mut Vec<FusedMoment>) {
+        let i = e.modality.index();
+        if self.next_t.is_none() {
+            self.next_t = Some(e.t_end.div_ceil(self.hop_ns) * self.hop_ns);
+        }
+        self.seen_end[i] = Some(self.seen_end[i].map_or(e.t_end, |s| s.max(e.t_end)));
+        self.recent[i].push_back(e);
+        self.emit(false, out);
+    }
+
+    /// End of input: emits every moment up to the newest embedding.
+    pub fn finish(&mut self, out: &mut Vec<FusedMoment>) {
+        self.emit(true, out);
+    }
+
+    fn emit(&mut self, flush: bool, out: &mut Vec<FusedMoment>) {
+        let Some(mut t) = self.next_t else { return };
+        let watermark = self.seen_end.iter().flatten().copied().max().unwrap_or(0);
+        // After a long gap, jump to the oldest embedding still held.
+        if watermark > t + 1000 * self.hop_ns
+            && let Some(oldest) = self.recent.iter().filter_map(|q| q.front()).map(|e| e.t_end).min()
+        {
+            t = t.max(oldest.div_ceil(self.hop_ns) * self.hop_ns);
+        }
+        loop {
+            let all_past = self
+                .expected
+                .iter()
+                .all(|m| self.seen_end[m.index()].is_some_and(|e| e >= t));
+            let ready = all_past || watermark >= t + self.lateness_ns || (flush && t <= watermark);
+            if !ready {
+                break;
+            }
+            let mut parts = Vec::new();
+            for (i, q) in self.recent.iter_mut().enumerate() {
+                let age = self.max_age_ns[i];
+                while q.front().is_some_and(|e| e.t_end + age <= t) {
+                    q.pop_front();
+                }
+                if let Some(e) = q.iter().rev().find(|e| e.t_end <= t) {
+                    parts.push(e.clone());
+                }
+            }
+            if let Some(newest) = parts.iter().max_by_key(|p| p.t_end) {
+                let wall = newest.wall_end_ns + (t - newest.t_end);
+                let emitted = parts.iter().map(|p| p.emitted).max().expect("non-empty");
+                let start = parts.iter().map(|p| p.t_start).min().expect("non-empty");
+                out.push(FusedMoment {
+                    t: Instant2 {
+                        mono_ns: t,
+                        wall_ns: wall,
+                    },
+                    window: [start, t],
+                    parts,
+                    emitted,
+                });
+            }
+            t += self.hop_ns;
+        }
+        self.next_t = Some(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn emb(m: Modality, t_end: u64, v: Vec<f32>) -> Embedded {
+        Embedded {
+            modality: m,
+            t_start: t_end.saturating_sub(S),
+            t_end,
+            wall_end_ns: 1_000 * S + t_end,
+            embedding: Arc::new(Embedding::new("s".into(), v).unwrap()),
+            emitted: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn moments_wait_for_every_modality_then_fuse_by_weight() {
+        let mut f = Fusion::new(&[(Modality::Vision, S), (Modality::Audio, S)], 3 * S);
+        let mut out = Vec::new();
+        f.push(emb(Modality::Vision, S, vec![1.0, 0.0]), &mut out);
+        f.push(emb(Modality::Vision, 2 * S, vec![1.0, 0.0]), &mut out);
+        assert!(out.is_empty(), "audio has not reached 1 s yet");
+        f.push(emb(Modality::Audio, S, vec![0.0, 1.0]), &mut out);
+        assert_eq!(out.len(), 1);
+        let m = &out[0];
+        assert_eq!(m.t.mono_ns, S);
+        assert_eq!(m.t.wall_ns, 1_000 * S + S);
+        assert_eq!(m.modalities(), vec![Modality::Vision, Modality::Audio]);
+        let w = BTreeMap::from([(Modality::Audio, 3.0)]);
+        let (fused, mods) = m.fuse(&w, |_| true).unwrap().unwrap();
+        assert_eq!(mods.len(), 2);
+        // (1, 3) / sqrt(10)
+        assert!((fused.vector[0] - 0.316_227_8).abs() < 1e-6);
+        assert!((fused.vector[1] - 0.948_683_3).abs() < 1e-6);
+        let (only_v, _) = m.fuse(&w, |m| m == Modality::Vision).unwrap().unwrap();
+        assert_eq!(only_v.vector, vec![1.0, 0.0]);
+        assert!(m.fuse(&w, |m| m == Modality::Imu).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_dead_modality_delays_moments_by_lateness_only() {
+        let mut f = Fusion::new(&[(Modality::Vision, S), (Modality::Audio, S)], 2 * S);
+        let mut out = Vec::new();
+        for k in 1..=5 {
+            f.push(emb(Modality::Vision, k * S, vec![1.0]), &mut out);
+        }
+        // Vision at 5 s: moments up to 3 s are out (5 >= t + 2).
+        assert_eq!(out.iter().map(|m| m.t.mono_ns / S).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(out.iter().all(|m| m.modalities() == vec![Modality::Vision]));
+        f.finish(&mut out);
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn stale_embeddings_are_not_reused() {
+        let mut f = Fusion::new(&[(Modality::Vision, S), (Modality::Imu, S)], S);
+        let mut out = Vec::new();
+        f.push(emb(Modality::Imu, S, vec![1.0]), &mut out);
+        f.push(emb(Modality::Vision, S, vec![1.0]), &mut out);
+        f.push(emb(Modality::Vision, 2 * S, vec![1.0]), &mut out);
+        f.push(emb(Modality::Vision, 3 * S, vec![1.0]), &mut out);
+        assert_eq!(out.len(), 2, "the 3 s moment waits up to 1 s for the IMU");
+        f.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].parts.len(), 2);
+        // IMU stopped after 1 s: the 2 s and 3 s moments do not reuse it.
+        assert_eq!(out[1].modalities(), vec![Modality::Vision]);
+        assert_eq!(out[2].modalities(), vec![Modality::Vision]);
+    }
+}
