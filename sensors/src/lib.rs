@@ -15,6 +15,8 @@
 //!   the grouping of windows of different modalities that cover the same moment.
 //! * [`adapter`]: the sensor adapter trait (start, stop, health, reconnect) and
 //!   the [`adapters`] that implement it: the simulated rig and replay.
+//! * [`devices`]: real sensors (V4L2 cameras, ALSA microphone, IIO IMU) with
+//!   reconnect, and their pure format conversions.
 //! * [`sim`]: the seeded, deterministic simulated world behind the `sim` rig.
 //! * [`recording`]: MCAP recording, reading, inspection and replay.
 //!
@@ -25,6 +27,7 @@
 pub mod adapter;
 pub mod adapters;
 pub mod clock;
+pub mod devices;
 pub mod modality;
 pub mod moment;
 pub mod recording;
