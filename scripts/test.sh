@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests need (none yet; later issues add mosquitto etc.).
-APT_PACKAGES=()
+# System packages the tests need: mosquitto (the daemon's end-to-end tests
+# start their own broker on 127.0.0.1), and the headers of the device adapters'
+# crates (v4l's bindgen needs libclang; cpal needs ALSA).
+APT_PACKAGES=(mosquitto mosquitto-clients libclang-dev libv4l-dev libasound2-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -97,7 +97,10 @@ impl Mosquitto {
         self.child = Some(child);
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "mosquitto did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -125,7 +128,10 @@ impl Drop for Mosquitto {
 }
 
 fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A subscriber with a persistent session (clean_session = false), QoS 1.
@@ -139,6 +145,8 @@ impl Sub {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_clean_session(false);
         o.set_keep_alive(Duration::from_secs(5));
+        // Room for the oversized command of the control-plane test.
+        o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = Client::new(o, 64);
         for t in topics {
             client.subscribe(*t, QoS::AtLeastOnce).unwrap();
@@ -172,7 +180,9 @@ impl Sub {
     }
 
     fn publish(&self, topic: &str, payload: Vec<u8>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload).unwrap();
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .unwrap();
     }
 
     fn on(&self, suffix: &str) -> Vec<Value> {
@@ -190,7 +200,12 @@ impl Sub {
         let mut seen = BTreeSet::new();
         self.on("/events")
             .into_iter()
-            .filter(|v| seen.insert((v["event_id"].as_str().unwrap().to_string(), v["phase"].as_str().unwrap().to_string())))
+            .filter(|v| {
+                seen.insert((
+                    v["event_id"].as_str().unwrap().to_string(),
+                    v["phase"].as_str().unwrap().to_string(),
+                ))
+            })
             .collect()
     }
 
@@ -281,31 +296,62 @@ dir = "{state}"
 status_interval_s = 0.5
 {concepts}"#,
         rec = recording.display(),
-        model = root().join("models/zoo/image_anchor_mobilenetv2.onnx").display(),
+        model = root()
+            .join("models/zoo/image_anchor_mobilenetv2.onnx")
+            .display(),
         state = dir.join("state").display(),
     );
     std::fs::write(&p, text).unwrap();
     p
 }
 
-fn daemon(cfg: &Path, broker: &str, extra: &[&str]) -> Child {
-    Command::new(edgebind_bin())
-        .arg("run")
-        .arg("--config")
-        .arg(cfg)
-        .arg("--broker")
-        .arg(broker)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+/// A daemon process, killed if the test fails before it ends.
+struct Daemon(Child);
+
+impl Daemon {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(cfg: &Path, broker: &str, extra: &[&str]) -> Daemon {
+    Daemon(
+        Command::new(edgebind_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(cfg)
+            .arg("--broker")
+            .arg(broker)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn summary(e: &Value) -> (String, String, u64) {
     let phase = e["phase"].as_str().unwrap().to_string();
-    let at = if phase == "end" { &e["end"] } else { &e["start"] };
-    (e["concept"].as_str().unwrap().to_string(), phase, at["mono_ns"].as_u64().unwrap())
+    let at = if phase == "end" {
+        &e["end"]
+    } else {
+        &e["start"]
+    };
+    (
+        e["concept"].as_str().unwrap().to_string(),
+        phase,
+        at["mono_ns"].as_u64().unwrap(),
+    )
 }
 
 fn expected_cat_coffee() -> Vec<(String, String, u64)> {
@@ -322,22 +368,35 @@ fn photos_give_exactly_the_expected_events_at_the_right_times() {
     let dir = tmpdir("events");
     let rec = photos(&dir);
     let broker = Mosquitto::start(&dir);
-    let sub = Sub::new(broker.port, "sub-events", &["edgebind/cam1/events", "edgebind/cam1/status"]);
+    let sub = Sub::new(
+        broker.port,
+        "sub-events",
+        &["edgebind/cam1/events", "edgebind/cam1/status"],
+    );
     let cfg = config(&dir, &rec, "fast", "cam1", CONCEPTS);
     let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end"]);
     let status = d.wait().unwrap();
     assert!(status.success(), "daemon exited with {status}");
-    sub.wait_for("4 events", Duration::from_secs(10), |s| s.events().len() >= 4);
+    sub.wait_for("4 events", Duration::from_secs(10), |s| {
+        s.events().len() >= 4
+    });
     std::thread::sleep(Duration::from_millis(300));
     let ev = sub.events();
-    assert_eq!(ev.iter().map(summary).collect::<Vec<_>>(), expected_cat_coffee(), "{ev:#?}");
+    assert_eq!(
+        ev.iter().map(summary).collect::<Vec<_>>(),
+        expected_cat_coffee(),
+        "{ev:#?}"
+    );
     for e in &ev {
         assert_eq!(e["v"], 1);
         assert_eq!(e["device_id"], "cam1");
         assert_eq!(e["modalities"], json!(["vision"]));
         let start = e["start"]["mono_ns"].as_u64().unwrap();
         // Wall time = the recording's epoch + monotonic time.
-        assert_eq!(e["start"]["wall_ns"].as_u64().unwrap() - start, edgebind_sensors::clock::SIM_WALL_EPOCH_NS);
+        assert_eq!(
+            e["start"]["wall_ns"].as_u64().unwrap() - start,
+            edgebind_sensors::clock::SIM_WALL_EPOCH_NS
+        );
         assert!(e["peak_score"].as_f64().unwrap() >= 0.3, "{e}");
     }
     // Start and end of one event share its id; different events do not.
@@ -361,9 +420,15 @@ fn broker_outage_of_11_s_loses_nothing_and_keeps_order() {
     let mut broker = Mosquitto::start(&dir);
     let sub = Sub::new(broker.port, "sub-outage", &["edgebind/cam2/events"]);
     let cfg = config(&dir, &rec, "real_time", "cam2", CONCEPTS);
-    let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end", "--drain-timeout", "30"]);
+    let mut d = daemon(
+        &cfg,
+        &broker.url(),
+        &["--exit-at-end", "--drain-timeout", "30"],
+    );
     // The cat starts at 3 s of the recording: wait for its start, then cut the broker.
-    sub.wait_for("the cat's start", Duration::from_secs(30), |s| !s.events().is_empty());
+    sub.wait_for("the cat's start", Duration::from_secs(30), |s| {
+        !s.events().is_empty()
+    });
     broker.stop();
     let down = Instant::now();
     // The cat ends (9 s) and the coffee starts (12 s) while the broker is down.
@@ -372,9 +437,15 @@ fn broker_outage_of_11_s_loses_nothing_and_keeps_order() {
     eprintln!("broker was down {:.1} s", down.elapsed().as_secs_f64());
     let status = d.wait().unwrap();
     assert!(status.success());
-    sub.wait_for("4 events", Duration::from_secs(20), |s| s.events().len() >= 4);
+    sub.wait_for("4 events", Duration::from_secs(20), |s| {
+        s.events().len() >= 4
+    });
     let ev = sub.events();
-    assert_eq!(ev.iter().map(summary).collect::<Vec<_>>(), expected_cat_coffee(), "{ev:#?}");
+    assert_eq!(
+        ev.iter().map(summary).collect::<Vec<_>>(),
+        expected_cat_coffee(),
+        "{ev:#?}"
+    );
 }
 
 #[test]
@@ -385,7 +456,9 @@ fn kill_9_with_events_in_the_outbox_loses_none() {
     let sub = Sub::new(broker.port, "sub-crash", &["edgebind/cam3/events"]);
     let cfg = config(&dir, &rec, "real_time", "cam3", CONCEPTS);
     let mut d = daemon(&cfg, &broker.url(), &[]);
-    sub.wait_for("the cat's start", Duration::from_secs(30), |s| !s.events().is_empty());
+    sub.wait_for("the cat's start", Duration::from_secs(30), |s| {
+        !s.events().is_empty()
+    });
     broker.stop();
     // The cat's end (9 s) and the coffee's start (12 s) can only go to the outbox.
     let outbox = dir.join("state/outbox");
@@ -395,7 +468,10 @@ fn kill_9_with_events_in_the_outbox_loses_none() {
         if n >= 2 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "events never reached the outbox");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "events never reached the outbox"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     unsafe_kill(d.id(), "KILL");
@@ -406,20 +482,37 @@ fn kill_9_with_events_in_the_outbox_loses_none() {
     let cfg2 = config(&dir, &rec, "fast", "cam3", CONCEPTS);
     let mut d2 = daemon(&cfg2, &broker.url(), &["--exit-at-end"]);
     assert!(d2.wait().unwrap().success());
-    sub.wait_for("4 events", Duration::from_secs(20), |s| s.events().len() >= 4);
+    sub.wait_for("4 events", Duration::from_secs(20), |s| {
+        s.events().len() >= 4
+    });
     let ev = sub.events();
-    assert_eq!(ev.iter().map(summary).collect::<Vec<_>>(), expected_cat_coffee(), "{ev:#?}");
+    assert_eq!(
+        ev.iter().map(summary).collect::<Vec<_>>(),
+        expected_cat_coffee(),
+        "{ev:#?}"
+    );
     // The two messages recovered from the outbox came before any re-created one.
     let all = sub.on("/events");
     let first_dup = all
         .iter()
         .position(|v| v["phase"] == "start" && v["concept"] == "cat")
-        .map(|i| all[i + 1..].iter().position(|v| v["phase"] == "start" && v["concept"] == "cat").map(|j| i + 1 + j))
+        .map(|i| {
+            all[i + 1..]
+                .iter()
+                .position(|v| v["phase"] == "start" && v["concept"] == "cat")
+                .map(|j| i + 1 + j)
+        })
         .unwrap();
     if let Some(j) = first_dup {
         let before: Vec<_> = all[..j].iter().map(summary).collect();
-        assert!(before.contains(&("cat".into(), "end".into(), 9 * S)), "{before:?}");
-        assert!(before.contains(&("coffee".into(), "start".into(), 12 * S)), "{before:?}");
+        assert!(
+            before.contains(&("cat".into(), "end".into(), 9 * S)),
+            "{before:?}"
+        );
+        assert!(
+            before.contains(&("coffee".into(), "start".into(), 12 * S)),
+            "{before:?}"
+        );
     }
 }
 
@@ -431,14 +524,31 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
     let sub = Sub::new(
         broker.port,
         "sub-control",
-        &["edgebind/cam4/events", "edgebind/cam4/reply/#", "edgebind/cam4/status"],
+        &[
+            "edgebind/cam4/events",
+            "edgebind/cam4/reply/#",
+            "edgebind/cam4/status",
+        ],
     );
     // Only the cat is configured; the coffee is added over MQTT.
     let cat_only = CONCEPTS.split("[[concept]]").nth(1).unwrap();
-    let cfg = config(&dir, &rec, "real_time", "cam4", &format!("[[concept]]{cat_only}"));
+    let cfg = config(
+        &dir,
+        &rec,
+        "real_time",
+        "cam4",
+        &format!("[[concept]]{cat_only}"),
+    );
     let mut d = daemon(&cfg, &broker.url(), &[]);
-    sub.wait_for("online", Duration::from_secs(30), |s| s.on("/status").iter().any(|v| v["state"] == "online"));
-    let cmd = |c: &str, body: Value| sub.publish(&format!("edgebind/cam4/cmd/{c}"), body.to_string().into_bytes());
+    sub.wait_for("online", Duration::from_secs(30), |s| {
+        s.on("/status").iter().any(|v| v["state"] == "online")
+    });
+    let cmd = |c: &str, body: Value| {
+        sub.publish(
+            &format!("edgebind/cam4/cmd/{c}"),
+            body.to_string().into_bytes(),
+        )
+    };
     cmd(
         "concepts/add",
         json!({"v": 1, "request_id": "add1", "concept": {"name": "coffee", "text": "a cup of coffee", "watch": "vision", "enter": 0.3, "exit": 0.2}}),
@@ -446,36 +556,88 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
     // Malformed: not JSON; no request id; bad concept; unknown command; oversized.
     sub.publish("edgebind/cam4/cmd/concepts/add", b"{not json".to_vec());
     cmd("concepts/add", json!({"v": 1, "concept": {}}));
-    cmd("concepts/add", json!({"v": 1, "request_id": "bad1", "concept": {"name": "x", "text": "t", "enter": 0.3, "exit": 0.9}}));
-    cmd("concepts/add", json!({"v": 1, "request_id": "dup1", "concept": {"name": "cat", "text": "a cat", "enter": 0.3}}));
+    cmd(
+        "concepts/add",
+        json!({"v": 1, "request_id": "bad1", "concept": {"name": "x", "text": "t", "enter": 0.3, "exit": 0.9}}),
+    );
+    cmd(
+        "concepts/add",
+        json!({"v": 1, "request_id": "dup1", "concept": {"name": "cat", "text": "a cat", "enter": 0.3}}),
+    );
     cmd("reboot", json!({"v": 1, "request_id": "unk1"}));
-    cmd("concepts/remove", json!({"v": 1, "request_id": "rm0", "name": "nothing"}));
+    cmd(
+        "concepts/remove",
+        json!({"v": 1, "request_id": "rm0", "name": "nothing"}),
+    );
     sub.publish("edgebind/cam4/cmd/query", vec![b' '; 70 * 1024]);
     let reply = |id: &str| -> Option<Value> { sub.on(&format!("/reply/{id}")).pop() };
     sub.wait_for("replies", Duration::from_secs(20), |s| {
-        ["add1", "bad1", "dup1", "unk1", "rm0"].iter().all(|id| s.on(&format!("/reply/{id}")).len() == 1)
+        ["add1", "bad1", "dup1", "unk1", "rm0"]
+            .iter()
+            .all(|id| s.on(&format!("/reply/{id}")).len() == 1)
             && s.on("/reply/_error").len() == 3
     });
     assert_eq!(reply("add1").unwrap()["ok"], true, "{:?}", reply("add1"));
     let bad = reply("bad1").unwrap();
     assert_eq!(bad["ok"], false);
-    assert!(bad["error"].as_str().unwrap().contains("hysteresis"), "{bad}");
-    assert!(reply("dup1").unwrap()["error"].as_str().unwrap().contains("exists"));
-    assert!(reply("unk1").unwrap()["error"].as_str().unwrap().contains("unknown command"));
-    assert!(reply("rm0").unwrap()["error"].as_str().unwrap().contains("no concept"));
+    assert!(
+        bad["error"].as_str().unwrap().contains("hysteresis"),
+        "{bad}"
+    );
+    assert!(
+        reply("dup1").unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("exists")
+    );
+    assert!(
+        reply("unk1").unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown command")
+    );
+    assert!(
+        reply("rm0").unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no concept")
+    );
     let errs = sub.on("/reply/_error");
-    assert!(errs.iter().any(|e| e["error"].as_str().unwrap().contains("not JSON")), "{errs:?}");
-    assert!(errs.iter().any(|e| e["error"].as_str().unwrap().contains("request_id")), "{errs:?}");
-    assert!(errs.iter().any(|e| e["error"].as_str().unwrap().contains("limit")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e["error"].as_str().unwrap().contains("not JSON")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e["error"].as_str().unwrap().contains("request_id")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e["error"].as_str().unwrap().contains("limit")),
+        "{errs:?}"
+    );
     // The added concept fires on the coffee photo (12 s - 18 s).
     sub.wait_for("the coffee's end", Duration::from_secs(40), |s| {
-        s.events().iter().any(|e| e["concept"] == "coffee" && e["phase"] == "end")
+        s.events()
+            .iter()
+            .any(|e| e["concept"] == "coffee" && e["phase"] == "end")
     });
     let ev = sub.events();
-    assert_eq!(ev.iter().map(summary).collect::<Vec<_>>(), expected_cat_coffee(), "{ev:#?}");
+    assert_eq!(
+        ev.iter().map(summary).collect::<Vec<_>>(),
+        expected_cat_coffee(),
+        "{ev:#?}"
+    );
     // History: "a cup of coffee" finds moments inside the coffee slide.
-    cmd("query", json!({"v": 1, "request_id": "q1", "text": "a cup of coffee", "k": 3}));
-    sub.wait_for("query reply", Duration::from_secs(10), |s| !s.on("/reply/q1").is_empty());
+    cmd(
+        "query",
+        json!({"v": 1, "request_id": "q1", "text": "a cup of coffee", "k": 3}),
+    );
+    sub.wait_for("query reply", Duration::from_secs(10), |s| {
+        !s.on("/reply/q1").is_empty()
+    });
     let q = reply("q1").unwrap();
     let hits = q["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 3, "{q}");
@@ -489,23 +651,39 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
     let mut d = daemon(&cfg, &broker.url(), &[]);
     std::thread::sleep(Duration::from_millis(500));
     sub.wait_for("online again", Duration::from_secs(30), |s| {
-        s.on("/status").last().is_some_and(|v| v["state"] == "online")
+        s.on("/status")
+            .last()
+            .is_some_and(|v| v["state"] == "online")
     });
     cmd("concepts/list", json!({"v": 1, "request_id": "ls1"}));
-    sub.wait_for("list reply", Duration::from_secs(10), |s| !s.on("/reply/ls1").is_empty());
+    sub.wait_for("list reply", Duration::from_secs(10), |s| {
+        !s.on("/reply/ls1").is_empty()
+    });
     let names: Vec<String> = reply("ls1").unwrap()["concepts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}:{}", c["name"].as_str().unwrap(), c["source"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["name"].as_str().unwrap(),
+                c["source"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(names, vec!["cat:config", "coffee:runtime"]);
-    cmd("concepts/remove", json!({"v": 1, "request_id": "rm1", "name": "cat"}));
-    sub.wait_for("remove reply", Duration::from_secs(10), |s| !s.on("/reply/rm1").is_empty());
+    cmd(
+        "concepts/remove",
+        json!({"v": 1, "request_id": "rm1", "name": "cat"}),
+    );
+    sub.wait_for("remove reply", Duration::from_secs(10), |s| {
+        !s.on("/reply/rm1").is_empty()
+    });
     assert_eq!(reply("rm1").unwrap()["removed"], "cat");
     unsafe_kill(d.id(), "TERM");
     assert!(d.wait().unwrap().success());
-    let overlay: Value = serde_json::from_slice(&std::fs::read(dir.join("state/concepts.json")).unwrap()).unwrap();
+    let overlay: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state/concepts.json")).unwrap()).unwrap();
     assert_eq!(overlay["removed"], json!(["cat"]));
     assert_eq!(overlay["added"][0]["name"], "coffee");
 }

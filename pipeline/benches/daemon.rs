@@ -71,7 +71,9 @@ enter = 0.3
 exit = 0.2
 "#,
         rec = rec.display(),
-        model = root().join("models/zoo/image_anchor_mobilenetv2.onnx").display(),
+        model = root()
+            .join("models/zoo/image_anchor_mobilenetv2.onnx")
+            .display(),
         state = dir.join(format!("state-{pace}")).display(),
     );
     edgebind::config::parse(&text, dir).expect("bench config")
@@ -99,13 +101,19 @@ fn main() {
     let rec = dir.join("bench.mcap");
     let sched = Slideshow { fps: 15.0, slides }.record(&rec).unwrap();
     let span = sched.last().unwrap().end_ns as f64 / 1e9;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let opts = RunOptions {
         exit_at_end: true,
         drain_timeout: Duration::from_secs(10),
         summary: false,
     };
-    println!("recording: {span:.0} s of 15 fps camera, one vision window per 0.5 s, image anchor on tract (1 thread)");
+    println!(
+        "recording: {span:.0} s of 15 fps camera, one vision window per 0.5 s, image anchor on tract (1 thread)"
+    );
     let fast = run(config(&dir, &rec, "fast", port), opts.clone()).expect("fast run");
     println!(
         "throughput (fast pace): {} moments in {:.2} s = {:.1} moments/s ({:.1}x real time); {} event messages, {} acknowledged",
@@ -117,7 +125,11 @@ fn main() {
         fast.events_published
     );
     // The embedded broker of the first run keeps its port; the second run uses a new one.
-    let port2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port2 = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let live = run(config(&dir, &rec, "real_time", port2), opts).expect("real-time run");
     let l = &live.status["latency"];
     let enc = &live.status["encoders"]["vision"]["latency"];

@@ -53,7 +53,9 @@ pub fn start(port: u16) -> Result<(), String> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Err(format!("embedded broker: not listening on {addr} after 2 s"))
+    Err(format!(
+        "embedded broker: not listening on {addr} after 2 s"
+    ))
 }
 
 /// Without the `embedded-broker` feature there is nothing to start.

@@ -134,9 +134,7 @@ impl ConceptSpec {
         }
         match (&self.text, &self.vector) {
             (Some(_), Some(_)) => {
-                return Err(format!(
-                    "concept `{n}`: give `text` or `vector`, not both"
-                ));
+                return Err(format!("concept `{n}`: give `text` or `vector`, not both"));
             }
             (None, None) => return Err(format!("concept `{n}`: needs `text` or `vector`")),
             (Some(t), None) if t.trim().is_empty() || t.len() > MAX_TEXT_BYTES => {
@@ -345,9 +343,7 @@ impl Concept {
     /// Feeds one moment; returns the message it causes, if any. `window` is the
     /// moment's window span for the message.
     pub fn step(&mut self, device: &str, m: &MomentScore, window: [u64; 2]) -> Option<EventMsg> {
-        let Some(score) = m.score else {
-            return None;
-        };
+        let score = m.score?;
         let enter = self.spec.enter;
         let exit = self.spec.exit();
         let min_ns = (self.spec.min_duration_s * 1e9) as u64;
@@ -440,7 +436,16 @@ impl Concept {
             score: None,
             modalities: mods.clone(),
         };
-        let mut msg = self.msg(device, Phase::End, &id, start, peak, &mods, &now, [t.mono_ns; 2]);
+        let mut msg = self.msg(
+            device,
+            Phase::End,
+            &id,
+            start,
+            peak,
+            &mods,
+            &now,
+            [t.mono_ns; 2],
+        );
         msg.reason = Some(reason);
         Some(msg)
     }
@@ -509,7 +514,10 @@ mod tests {
         let ev = run(&mut c, &[0.6, 0.2, 0.6, 0.4, 0.6, 0.1]);
         assert_eq!(
             ev,
-            vec![(4, Phase::Start, 2_000_000_000), (5, Phase::End, 5_000_000_000)]
+            vec![
+                (4, Phase::Start, 2_000_000_000),
+                (5, Phase::End, 5_000_000_000)
+            ]
         );
     }
 
@@ -532,7 +540,10 @@ mod tests {
     fn missing_scores_change_nothing_and_ids_are_stable() {
         let mut a = concept(spec(0.5, 0.3, 0.0, 0.0));
         let ev = run(&mut a, &[0.6, f32::NAN, f32::NAN, 0.1]);
-        assert_eq!(ev, vec![(0, Phase::Start, 0), (3, Phase::End, 3_000_000_000)]);
+        assert_eq!(
+            ev,
+            vec![(0, Phase::Start, 0), (3, Phase::End, 3_000_000_000)]
+        );
         let ids = |c: &mut Concept| {
             let m = MomentScore {
                 t: Instant2 {
@@ -560,7 +571,10 @@ mod tests {
             wall_ns: 9,
         };
         let e = c.close("dev", t, EndReason::Shutdown).unwrap();
-        assert_eq!((e.phase, e.reason, e.peak_score), (Phase::End, Some(EndReason::Shutdown), 0.9));
+        assert_eq!(
+            (e.phase, e.reason, e.peak_score),
+            (Phase::End, Some(EndReason::Shutdown), 0.9)
+        );
         assert!(c.close("dev", t, EndReason::Shutdown).is_none());
     }
 

@@ -94,7 +94,7 @@ pub struct RigSection {
     pub replay: Option<ReplayConfig>,
     /// Real devices (see `configs/jetson.toml`).
     #[serde(default)]
-    pub devices: Option<toml::Table>,
+    pub devices: Option<edgebind_sensors::devices::DevicesConfig>,
 }
 
 fn default_ring() -> usize {
@@ -397,8 +397,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 fn valid_level(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -418,15 +417,19 @@ impl Config {
             RigKind::Replay if self.rig.replay.is_none() => {
                 return Err("rig.kind = \"replay\" needs a [rig.replay] table with `path`".into());
             }
-            RigKind::Devices if self.rig.devices.is_none() => {
-                return Err("rig.kind = \"devices\" needs [rig.devices.*] tables".into());
-            }
+            RigKind::Devices => match &self.rig.devices {
+                None => return Err("rig.kind = \"devices\" needs [rig.devices.*] tables".into()),
+                Some(d) => d.validate().map_err(|e| format!("rig.devices: {e}"))?,
+            },
             _ => {}
         }
         for (m, e) in &self.encoders {
             let f = |field: &str, why: &str| format!("encoders.{m}.{field}: {why}");
             if e.backend != "tract" && e.backend != "tensorrt" {
-                return Err(f("backend", &format!("`{}` is not tract or tensorrt", e.backend)));
+                return Err(f(
+                    "backend",
+                    &format!("`{}` is not tract or tensorrt", e.backend),
+                ));
             }
             if e.threads == 0 || e.threads > 64 {
                 return Err(f("threads", "1 to 64"));
@@ -502,7 +505,11 @@ impl Config {
     }
 
     /// Applies `--broker` and `--device-id`.
-    pub fn override_with(&mut self, broker: Option<&str>, device_id: Option<&str>) -> Result<(), String> {
+    pub fn override_with(
+        &mut self,
+        broker: Option<&str>,
+        device_id: Option<&str>,
+    ) -> Result<(), String> {
         if let Some(b) = broker {
             parse_broker_url(b).map_err(|e| format!("--broker: {e}"))?;
             self.broker.url = Some(b.to_string());
@@ -530,14 +537,21 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_field() {
-        let e = parse("device_id = \"a\"\n[broker]\nurll = \"x\"\n", Path::new(".")).unwrap_err();
+        let e = parse(
+            "device_id = \"a\"\n[broker]\nurll = \"x\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(e.contains("line 3") && e.contains("urll"), "{e}");
         let e = parse(
             "[[concept]]\nname = \"cat\"\ntext = \"a cat\"\nenter = 0.3\n\n[[concept]]\nname = \"dog\"\ntext = \"a dog\"\nenter = 0.3\nexit = 0.5\n",
             Path::new("."),
         )
         .unwrap_err();
-        assert!(e.contains("line 6") && e.contains("dog") && e.contains("hysteresis"), "{e}");
+        assert!(
+            e.contains("line 6") && e.contains("dog") && e.contains("hysteresis"),
+            "{e}"
+        );
         let e = parse("[encoders.smell]\nmodel = \"x.onnx\"\n", Path::new(".")).unwrap_err();
         assert!(e.contains("smell"), "{e}");
         let e = parse("[broker]\nurl = \"http://x\"\n", Path::new(".")).unwrap_err();
@@ -555,12 +569,32 @@ mod tests {
             Path::new("/etc/eb"),
         )
         .unwrap();
-        assert_eq!(c.encoders[&Modality::Vision].model, Path::new("/etc/eb/../m.onnx"));
+        assert_eq!(
+            c.encoders[&Modality::Vision].model,
+            Path::new("/etc/eb/../m.onnx")
+        );
         assert_eq!(c.rig.replay.as_ref().unwrap().path, Path::new("/abs.mcap"));
         assert_eq!(c.state.dir, Path::new("/etc/eb/edgebind-state"));
-        c.override_with(Some("mqtt://127.0.0.1:1999"), Some("dev-2")).unwrap();
+        c.override_with(Some("mqtt://127.0.0.1:1999"), Some("dev-2"))
+            .unwrap();
         assert_eq!(c.device_id, "dev-2");
         assert!(c.override_with(Some("127.0.0.1"), None).is_err());
+    }
+
+    #[test]
+    fn the_jetson_example_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/jetson.toml"
+        ));
+        let c = load(path).unwrap();
+        assert_eq!(c.rig.kind, RigKind::Devices);
+        let d = c.rig.devices.as_ref().unwrap();
+        assert!(d.camera.is_some() && d.depth.is_some() && d.thermal.is_some());
+        assert!(d.microphone.is_some() && d.imu.is_some());
+        assert!(c.encoders.is_empty() || c.encoders.contains_key(&Modality::Vision));
+        let e = parse("[rig]\nkind = \"devices\"\n[rig.devices.camera]\ndevice = \"/dev/video0\"\nwidht = 640\n", Path::new(".")).unwrap_err();
+        assert!(e.contains("line 5") && e.contains("widht"), "{e}");
     }
 
     #[test]

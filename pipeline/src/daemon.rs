@@ -90,7 +90,9 @@ impl DropOldest {
     fn offer(&self, mut job: Job) {
         if self.lossless {
             let _ = self.tx.send(job);
-            self.stats.depth.store(self.rx.len() as u64, Ordering::Release);
+            self.stats
+                .depth
+                .store(self.rx.len() as u64, Ordering::Release);
             return;
         }
         loop {
@@ -105,13 +107,18 @@ impl DropOldest {
                 Err(TrySendError::Disconnected(_)) => break,
             }
         }
-        self.stats.depth.store(self.rx.len() as u64, Ordering::Release);
+        self.stats
+            .depth
+            .store(self.rx.len() as u64, Ordering::Release);
     }
 }
 
 fn load_encoder(m: Modality, ec: &EncoderConfig) -> Result<Box<dyn Encoder>, String> {
     let enc: Box<dyn Encoder> = match ec.backend.as_str() {
-        "tract" => Box::new(TractEncoder::load(&ec.model, &ec.backend_options()).map_err(|e| format!("encoders.{m}: {e}"))?),
+        "tract" => Box::new(
+            TractEncoder::load(&ec.model, &ec.backend_options())
+                .map_err(|e| format!("encoders.{m}: {e}"))?,
+        ),
         #[cfg(feature = "tensorrt")]
         "tensorrt" => Box::new(
             edgebind_models::backend::tensorrt::TensorRtEncoder::load(
@@ -140,12 +147,18 @@ fn load_encoder(m: Modality, ec: &EncoderConfig) -> Result<Box<dyn Encoder>, Str
 fn build_rig(cfg: &Config) -> Result<Vec<Box<dyn SensorAdapter>>, String> {
     Ok(match cfg.rig.kind {
         RigKind::Sim => vec![Box::new(
-            SimAdapter::new(cfg.rig.sim.clone(), edgebind_sensors::adapters::Pace::RealTime, None)
-                .map_err(|e| format!("rig.sim: {e}"))?,
+            SimAdapter::new(
+                cfg.rig.sim.clone(),
+                edgebind_sensors::adapters::Pace::RealTime,
+                None,
+            )
+            .map_err(|e| format!("rig.sim: {e}"))?,
         )],
         RigKind::Replay => {
             let r = cfg.rig.replay.as_ref().ok_or("rig.replay missing")?;
-            vec![Box::new(ReplayAdapter::new(&r.path, r.pace).map_err(|e| format!("rig.replay: {e}"))?)]
+            vec![Box::new(
+                ReplayAdapter::new(&r.path, r.pace).map_err(|e| format!("rig.replay: {e}"))?,
+            )]
         }
         RigKind::Devices => crate::devices::build(cfg)?,
     })
@@ -172,7 +185,9 @@ fn windower_thread(
     loop {
         let mut any = false;
         for (m, c) in consumers.iter_mut() {
-            let Some(w) = windowers.get_mut(m) else { continue };
+            let Some(w) = windowers.get_mut(m) else {
+                continue;
+            };
             while let Some(r) = c.pop_with(|s| w.push(s, &mut out)) {
                 any = true;
                 if let Err(e) = r {
@@ -304,12 +319,20 @@ fn encoder_thread(
 }
 
 fn text_tower(cfg: &Config, needed: bool) -> Result<Option<TextTower>, String> {
-    let dir = cfg.text.dir.clone().unwrap_or_else(edgebind_models::text::default_dir);
+    let dir = cfg
+        .text
+        .dir
+        .clone()
+        .unwrap_or_else(edgebind_models::text::default_dir);
     match TextTower::load(&dir) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if needed => Err(format!("text tower: {e} (fetch it with scripts/fetch-models.sh)")),
+        Err(e) if needed => Err(format!(
+            "text tower: {e} (fetch it with scripts/fetch-models.sh)"
+        )),
         Err(e) => {
-            eprintln!("edgebind: text tower unavailable ({e}); text concepts and text queries are off");
+            eprintln!(
+                "edgebind: text tower unavailable ({e}); text concepts and text queries are off"
+            );
             Ok(None)
         }
     }
@@ -327,7 +350,9 @@ pub fn check(cfg: &Config) -> Result<String, String> {
     let mut names: Vec<&String> = spaces.values().collect();
     names.dedup();
     if names.len() > 1 {
-        return Err(format!("encoders live in different spaces ({spaces:?}); they can never be fused or matched"));
+        return Err(format!(
+            "encoders live in different spaces ({spaces:?}); they can never be fused or matched"
+        ));
     }
     let specs = cfg.concept_specs();
     let needs_text = specs.iter().any(|c| c.text.is_some());
@@ -356,7 +381,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let mut encoders = BTreeMap::new();
     for (m, ec) in &cfg.encoders {
         let enc = load_encoder(*m, ec)?;
-        let pre = Preprocessor::new(&enc.contract().preprocess).map_err(|e| format!("encoders.{m}: {e}"))?;
+        let spec = crate::devices::depth_preprocess(&cfg, &enc.contract().preprocess);
+        let pre = Preprocessor::new(&spec).map_err(|e| format!("encoders.{m}: {e}"))?;
         encoders.insert(*m, (enc, pre, ec.clone()));
     }
     let mut space: Option<(Arc<str>, usize)> = None;
@@ -373,7 +399,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
             _ => {}
         }
     }
-    std::fs::create_dir_all(&cfg.state.dir).map_err(|e| format!("state.dir {}: {e}", cfg.state.dir.display()))?;
+    std::fs::create_dir_all(&cfg.state.dir)
+        .map_err(|e| format!("state.dir {}: {e}", cfg.state.dir.display()))?;
     let overlay_path = cfg.state.dir.join("concepts.json");
     let overlay = ConceptOverlay::load(&overlay_path)?;
     let config_concepts = cfg.concept_specs();
@@ -381,7 +408,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let text = text_tower(&cfg, specs.iter().any(|c| c.text.is_some()))?;
     let (space, dim) = match space {
         Some((s, d)) => (s, Some(d)),
-        None => (text.as_ref().map_or_else(|| Arc::from("none"), |t| t.space().clone()), None),
+        None => (
+            text.as_ref()
+                .map_or_else(|| Arc::from("none"), |t| t.space().clone()),
+            None,
+        ),
     };
     let mut concepts = Vec::new();
     for s in specs {
@@ -417,13 +448,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let adapters = build_rig(&cfg)?;
     let modalities: Vec<Modality> = encoders.keys().copied().collect();
     let stats = Arc::new(Stats::new(&cfg.device_id, &modalities));
-    stats.concepts.store(concepts.len() as u64, Ordering::Release);
+    stats
+        .concepts
+        .store(concepts.len() as u64, Ordering::Release);
     for (m, (enc, _, _)) in &encoders {
         if let Ok(mut b) = stats.encoders[m].backend.lock() {
             *b = enc.backend().to_string();
         }
     }
-    let (rig, consumers) = Rig::start(adapters, cfg.rig.ring_capacity).map_err(|e| format!("rig: {e}"))?;
+    let (rig, consumers) =
+        Rig::start(adapters, cfg.rig.ring_capacity).map_err(|e| format!("rig: {e}"))?;
     let rig = Arc::new(Mutex::new(rig));
     if let Ok(mut r) = stats.rig.lock() {
         *r = Some(rig.clone());
@@ -431,7 +465,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let streams: Vec<Modality> = consumers.iter().map(|(m, _)| *m).collect();
     for m in encoders.keys() {
         if !streams.contains(m) {
-            eprintln!("edgebind: warning: encoders.{m} is configured but the rig has no {m} stream");
+            eprintln!(
+                "edgebind: warning: encoders.{m} is configured but the rig has no {m} stream"
+            );
         }
     }
     let mut windowers = BTreeMap::new();
@@ -448,7 +484,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let mut workers = Vec::new();
     let mut expected = Vec::new();
     let lossless = cfg.rig.kind == RigKind::Replay
-        && cfg.rig.replay.as_ref().is_some_and(|r| r.pace == edgebind_sensors::adapters::Pace::Fast);
+        && cfg
+            .rig
+            .replay
+            .as_ref()
+            .is_some_and(|r| r.pace == edgebind_sensors::adapters::Pace::Fast);
     for (m, (enc, pre, ec)) in encoders {
         if !streams.contains(&m) {
             continue;
@@ -599,7 +639,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let pending = outbox.lock().map(|o| o.len()).unwrap_or(0);
     result?;
     if pending > 0 {
-        eprintln!("edgebind: {pending} event message(s) not acknowledged; they stay in the outbox for the next start");
+        eprintln!(
+            "edgebind: {pending} event message(s) not acknowledged; they stay in the outbox for the next start"
+        );
     }
     Ok(RunSummary {
         seconds: t0.elapsed().as_secs_f64(),
@@ -612,7 +654,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
 }
 
 /// Loads `path` and applies the command-line overrides.
-pub fn load_config(path: &Path, broker: Option<&str>, device_id: Option<&str>) -> Result<Config, String> {
+pub fn load_config(
+    path: &Path,
+    broker: Option<&str>,
+    device_id: Option<&str>,
+) -> Result<Config, String> {
     let mut cfg = crate::config::load(path)?;
     cfg.override_with(broker, device_id)
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -67,7 +67,12 @@ impl FusedMoment {
             .parts
             .iter()
             .filter(|p| keep(p.modality))
-            .map(|p| (weights.get(&p.modality).copied().unwrap_or(1.0), &*p.embedding))
+            .map(|p| {
+                (
+                    weights.get(&p.modality).copied().unwrap_or(1.0),
+                    &*p.embedding,
+                )
+            })
             .filter(|(w, _)| *w > 0.0)
             .collect();
         if parts.is_empty() {
@@ -141,7 +146,12 @@ impl Fusion {
         let watermark = self.seen_end.iter().flatten().copied().max().unwrap_or(0);
         // After a long gap, jump to the oldest embedding still held.
         if watermark > t + 1000 * self.hop_ns
-            && let Some(oldest) = self.recent.iter().filter_map(|q| q.front()).map(|e| e.t_end).min()
+            && let Some(oldest) = self
+                .recent
+                .iter()
+                .filter_map(|q| q.front())
+                .map(|e| e.t_end)
+                .min()
         {
             t = t.max(oldest.div_ceil(self.hop_ns) * self.hop_ns);
         }
@@ -233,7 +243,10 @@ mod tests {
             f.push(emb(Modality::Vision, k * S, vec![1.0]), &mut out);
         }
         // Vision at 5 s: moments up to 3 s are out (5 >= t + 2).
-        assert_eq!(out.iter().map(|m| m.t.mono_ns / S).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            out.iter().map(|m| m.t.mono_ns / S).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert!(out.iter().all(|m| m.modalities() == vec![Modality::Vision]));
         f.finish(&mut out);
         assert_eq!(out.len(), 5);

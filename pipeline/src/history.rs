@@ -94,7 +94,11 @@ impl History {
             .min_by_key(|r| r.t.wall_ns.abs_diff(wall_ns))?;
         match modality {
             None => Some(r.fused.clone()),
-            Some(m) => r.parts.iter().find(|(pm, _)| *pm == m).map(|(_, e)| e.clone()),
+            Some(m) => r
+                .parts
+                .iter()
+                .find(|(pm, _)| *pm == m)
+                .map(|(_, e)| e.clone()),
         }
     }
 
@@ -158,9 +162,15 @@ mod tests {
         assert_eq!(hits[0].t.mono_ns, 19_000_000_000);
         assert!((hits[0].score - 1.0).abs() < 1e-6);
         assert!(hits[0].score >= hits[1].score);
-        let recent = h.search(&q, Some(Modality::Vision), Some(1_500_000_000), 10).unwrap();
+        let recent = h
+            .search(&q, Some(Modality::Vision), Some(1_500_000_000), 10)
+            .unwrap();
         assert_eq!(recent.len(), 2, "last 1.5 s: moments 18 and 19");
-        assert!(h.search(&q, Some(Modality::Audio), None, 10).unwrap().is_empty());
+        assert!(
+            h.search(&q, Some(Modality::Audio), None, 10)
+                .unwrap()
+                .is_empty()
+        );
         let other = Embedding::new("other".into(), vec![1.0, 0.0]).unwrap();
         assert!(h.search(&other, None, None, 1).is_err());
         let ex = h.at_wall(10 + 17_000_000_000, None).unwrap();

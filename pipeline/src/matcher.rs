@@ -76,7 +76,9 @@ impl ConceptOverlay {
     pub fn apply(&self, config: &[ConceptSpec]) -> Vec<ConceptSpec> {
         let mut out: Vec<ConceptSpec> = config
             .iter()
-            .filter(|c| !self.removed.contains(&c.name) && !self.added.iter().any(|a| a.name == c.name))
+            .filter(|c| {
+                !self.removed.contains(&c.name) && !self.added.iter().any(|a| a.name == c.name)
+            })
             .cloned()
             .collect();
         out.extend(self.added.iter().cloned());
@@ -85,10 +87,17 @@ impl ConceptOverlay {
 }
 
 /// The embedding of a concept spec: its text through the tower, or its vector.
-pub fn embed_spec(spec: &ConceptSpec, text: Option<&TextTower>, space: &Arc<str>) -> Result<Arc<Embedding>, String> {
+pub fn embed_spec(
+    spec: &ConceptSpec,
+    text: Option<&TextTower>,
+    space: &Arc<str>,
+) -> Result<Arc<Embedding>, String> {
     if let Some(t) = &spec.text {
         let tower = text.ok_or_else(|| {
-            format!("concept `{}`: text concepts need the text tower (run scripts/fetch-models.sh)", spec.name)
+            format!(
+                "concept `{}`: text concepts need the text tower (run scripts/fetch-models.sh)",
+                spec.name
+            )
         })?;
         let e = tower
             .embed(&[t.as_str()])
@@ -143,7 +152,11 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    fn append(&mut self, msg: &EventMsg, emitted: Option<std::time::Instant>) -> Result<(), String> {
+    fn append(
+        &mut self,
+        msg: &EventMsg,
+        emitted: Option<std::time::Instant>,
+    ) -> Result<(), String> {
         let bytes = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
         let seq = self
             .outbox
@@ -171,7 +184,10 @@ impl Matcher {
                     Some((e, mods)) => (Some(e.clone()), mods.clone()),
                     None => (None, vec![]),
                 },
-                Watch::Modalities(w) => match m.fuse(&self.weights, |x| w.contains(&x)).map_err(|e| e.to_string())? {
+                Watch::Modalities(w) => match m
+                    .fuse(&self.weights, |x| w.contains(&x))
+                    .map_err(|e| e.to_string())?
+                {
                     Some((e, mods)) => (Some(e), mods),
                     None => (None, vec![]),
                 },
@@ -199,16 +215,25 @@ impl Matcher {
             self.history.push(Record {
                 t: m.t,
                 fused: Arc::new(fused),
-                parts: m.parts.iter().map(|p| (p.modality, p.embedding.clone())).collect(),
+                parts: m
+                    .parts
+                    .iter()
+                    .map(|p| (p.modality, p.embedding.clone()))
+                    .collect(),
             });
-            self.stats.history_moments.store(self.history.len() as u64, Ordering::Release);
+            self.stats
+                .history_moments
+                .store(self.history.len() as u64, Ordering::Release);
         }
         Ok(())
     }
 
     /// Ends every running event (shutdown or end of input).
     pub fn close_all(&mut self, reason: EndReason) -> Result<(), String> {
-        let t = self.last_t.unwrap_or(Instant2 { mono_ns: 0, wall_ns: 0 });
+        let t = self.last_t.unwrap_or(Instant2 {
+            mono_ns: 0,
+            wall_ns: 0,
+        });
         let mut msgs = Vec::new();
         for c in &mut self.concepts {
             if let Some(m) = c.close(&self.device_id, t, reason) {
@@ -222,18 +247,29 @@ impl Matcher {
     }
 
     fn add(&mut self, body: &Value) -> Result<Value, String> {
-        let spec: ConceptSpec = serde_json::from_value(body.get("concept").cloned().ok_or("`concept` missing")?)
-            .map_err(|e| format!("concept: {e}"))?;
+        let spec: ConceptSpec =
+            serde_json::from_value(body.get("concept").cloned().ok_or("`concept` missing")?)
+                .map_err(|e| format!("concept: {e}"))?;
         spec.validate()?;
         if let (Some(v), Some(d)) = (&spec.vector, self.dim)
             && v.len() != d
         {
-            return Err(format!("concept `{}`: vector has {} values, the space has {d}", spec.name, v.len()));
+            return Err(format!(
+                "concept `{}`: vector has {} values, the space has {d}",
+                spec.name,
+                v.len()
+            ));
         }
-        let replace = body.get("replace").and_then(Value::as_bool).unwrap_or(false);
+        let replace = body
+            .get("replace")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let exists = self.concepts.iter().position(|c| c.spec.name == spec.name);
         if exists.is_some() && !replace {
-            return Err(format!("concept `{}` exists; send \"replace\": true to replace it", spec.name));
+            return Err(format!(
+                "concept `{}` exists; send \"replace\": true to replace it",
+                spec.name
+            ));
         }
         let emb = embed_spec(&spec, self.text.as_ref(), &self.space)?;
         if let Some(i) = exists {
@@ -244,13 +280,18 @@ impl Matcher {
         self.overlay.added.push(spec.clone());
         self.overlay.save(&self.overlay_path)?;
         self.concepts.push(Concept::new(spec.clone(), emb));
-        self.stats.concepts.store(self.concepts.len() as u64, Ordering::Release);
+        self.stats
+            .concepts
+            .store(self.concepts.len() as u64, Ordering::Release);
         Ok(json!({ "concept": spec }))
     }
 
     fn remove_at(&mut self, i: usize, reason: EndReason) -> Result<(), String> {
         let mut c = self.concepts.remove(i);
-        let t = self.last_t.unwrap_or(Instant2 { mono_ns: 0, wall_ns: 0 });
+        let t = self.last_t.unwrap_or(Instant2 {
+            mono_ns: 0,
+            wall_ns: 0,
+        });
         if let Some(m) = c.close(&self.device_id, t, reason) {
             self.append(&m, None)?;
         }
@@ -258,7 +299,11 @@ impl Matcher {
     }
 
     fn remove(&mut self, body: &Value) -> Result<Value, String> {
-        let name = body.get("name").and_then(Value::as_str).ok_or("`name` missing")?.to_string();
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("`name` missing")?
+            .to_string();
         let i = self
             .concepts
             .iter()
@@ -266,11 +311,15 @@ impl Matcher {
             .ok_or_else(|| format!("no concept `{name}`"))?;
         self.remove_at(i, EndReason::ConceptRemoved)?;
         self.overlay.added.retain(|a| a.name != name);
-        if self.config_concepts.iter().any(|c| c.name == name) && !self.overlay.removed.contains(&name) {
+        if self.config_concepts.iter().any(|c| c.name == name)
+            && !self.overlay.removed.contains(&name)
+        {
             self.overlay.removed.push(name.clone());
         }
         self.overlay.save(&self.overlay_path)?;
-        self.stats.concepts.store(self.concepts.len() as u64, Ordering::Release);
+        self.stats
+            .concepts
+            .store(self.concepts.len() as u64, Ordering::Release);
         Ok(json!({ "removed": name }))
     }
 
@@ -286,7 +335,10 @@ impl Matcher {
                     m.insert("active".into(), json!(c.active()));
                     m.insert("events".into(), json!(c.events));
                     let from_config = self.config_concepts.iter().any(|s| s == &c.spec);
-                    m.insert("source".into(), json!(if from_config { "config" } else { "runtime" }));
+                    m.insert(
+                        "source".into(),
+                        json!(if from_config { "config" } else { "runtime" }),
+                    );
                 }
                 v
             })
@@ -297,28 +349,51 @@ impl Matcher {
     fn query(&self, body: &Value) -> Result<Value, String> {
         let modality = match body.get("modality").and_then(Value::as_str) {
             None | Some("fused") => None,
-            Some(s) => Some(s.parse::<Modality>().map_err(|_| format!("modality `{s}` is not fused or a modality"))?),
+            Some(s) => Some(
+                s.parse::<Modality>()
+                    .map_err(|_| format!("modality `{s}` is not fused or a modality"))?,
+            ),
         };
-        let k = body.get("k").and_then(Value::as_u64).unwrap_or(5).clamp(1, 100) as usize;
+        let k = body
+            .get("k")
+            .and_then(Value::as_u64)
+            .unwrap_or(5)
+            .clamp(1, 100) as usize;
         let last_ns = match body.get("last_s") {
             None | Some(Value::Null) => None,
             Some(v) => {
-                let s = v.as_f64().filter(|s| s.is_finite() && *s > 0.0).ok_or("`last_s` must be a positive number")?;
+                let s = v
+                    .as_f64()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .ok_or("`last_s` must be a positive number")?;
                 Some((s * 1e9) as u64)
             }
         };
         let q: Arc<Embedding> = if let Some(t) = body.get("text") {
-            let t = t.as_str().filter(|t| !t.trim().is_empty() && t.len() <= 1024).ok_or("`text` must be 1-1024 bytes")?;
-            let tower = self.text.as_ref().ok_or("text queries need the text tower (scripts/fetch-models.sh)")?;
+            let t = t
+                .as_str()
+                .filter(|t| !t.trim().is_empty() && t.len() <= 1024)
+                .ok_or("`text` must be 1-1024 bytes")?;
+            let tower = self
+                .text
+                .as_ref()
+                .ok_or("text queries need the text tower (scripts/fetch-models.sh)")?;
             Arc::new(tower.embed(&[t]).map_err(|e| e.to_string())?.remove(0))
         } else if let Some(v) = body.get("vector") {
-            let v: Vec<f32> = serde_json::from_value(v.clone()).map_err(|e| format!("vector: {e}"))?;
+            let v: Vec<f32> =
+                serde_json::from_value(v.clone()).map_err(|e| format!("vector: {e}"))?;
             if self.dim.is_some_and(|d| d != v.len()) {
-                return Err(format!("vector has {} values, the space has {}", v.len(), self.dim.unwrap_or(0)));
+                return Err(format!(
+                    "vector has {} values, the space has {}",
+                    v.len(),
+                    self.dim.unwrap_or(0)
+                ));
             }
             Arc::new(Embedding::new(self.space.clone(), v).ok_or("vector is zero or not finite")?)
         } else if let Some(w) = body.get("like_wall_ns").and_then(Value::as_u64) {
-            self.history.at_wall(w, modality).ok_or("no stored moment to use as the example")?
+            self.history
+                .at_wall(w, modality)
+                .ok_or("no stored moment to use as the example")?
         } else {
             return Err("give `text`, `vector` or `like_wall_ns`".into());
         };

@@ -86,8 +86,7 @@ pub struct Ctl {
 pub fn valid_request_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -121,7 +120,9 @@ fn tls(o: &mut MqttOptions, cfg: &BrokerConfig) -> Result<(), String> {
         o.set_transport(rumqttc::Transport::tls_with_default_config());
         return Ok(());
     };
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("broker.tls: {}: {e}", p.display()));
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("broker.tls: {}: {e}", p.display()))
+    };
     let ca = read(&t.ca)?;
     let client = match (&t.cert, &t.key) {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
@@ -169,7 +170,8 @@ pub struct Publisher {
 pub type Drain = Option<tokio::time::Instant>;
 
 fn offline(device: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"v": 1, "device_id": device, "state": "offline"})).unwrap_or_default()
+    serde_json::to_vec(&json!({"v": 1, "device_id": device, "state": "offline"}))
+        .unwrap_or_default()
 }
 
 impl Publisher {
@@ -220,7 +222,11 @@ impl Publisher {
         }
     }
 
-    async fn session(&self, opts: MqttOptions, drain: &mut watch::Receiver<Drain>) -> Result<(), String> {
+    async fn session(
+        &self,
+        opts: MqttOptions,
+        drain: &mut watch::Receiver<Drain>,
+    ) -> Result<(), String> {
         let (client, mut el) = AsyncClient::new(opts, 512);
         let mut tags: VecDeque<Tag> = VecDeque::new();
         let mut inflight: HashMap<u16, u64> = HashMap::new();
@@ -299,7 +305,10 @@ impl Publisher {
     }
 
     fn acked(&self, seq: u64) -> Result<(), String> {
-        let mut ob = self.outbox.lock().map_err(|_| "outbox lock poisoned".to_string())?;
+        let mut ob = self
+            .outbox
+            .lock()
+            .map_err(|_| "outbox lock poisoned".to_string())?;
         if ob.ack(seq).map_err(|e| e.to_string())? {
             self.stats.events_published.fetch_add(1, Ordering::AcqRel);
             self.stats.publish_acked(seq);
@@ -314,16 +323,25 @@ impl Publisher {
         inflight: &HashMap<u16, u64>,
         sent_upto: &mut u64,
     ) -> Result<(), String> {
-        let ob = self.outbox.lock().map_err(|_| "outbox lock poisoned".to_string())?;
+        let ob = self
+            .outbox
+            .lock()
+            .map_err(|_| "outbox lock poisoned".to_string())?;
         loop {
-            let waiting = inflight.len() + tags.iter().filter(|t| matches!(t, Tag::Event(_))).count();
+            let waiting =
+                inflight.len() + tags.iter().filter(|t| matches!(t, Tag::Event(_))).count();
             if waiting >= WINDOW {
                 return Ok(());
             }
             let Some((seq, payload)) = ob.next_after(*sent_upto) else {
                 return Ok(());
             };
-            match client.try_publish(self.topics.events(), QoS::AtLeastOnce, false, payload.to_vec()) {
+            match client.try_publish(
+                self.topics.events(),
+                QoS::AtLeastOnce,
+                false,
+                payload.to_vec(),
+            ) {
                 Ok(()) => {
                     tags.push_back(Tag::Event(seq));
                     *sent_upto = seq;
@@ -337,10 +355,16 @@ impl Publisher {
     fn publish_status(&self, client: &AsyncClient, tags: &mut VecDeque<Tag>) -> Result<(), String> {
         let status = self.stats.status_json(&self.outbox);
         let bytes = serde_json::to_vec(&status).map_err(|e| e.to_string())?;
-        if client.try_publish(self.topics.status(), QoS::AtLeastOnce, true, bytes.clone()).is_ok() {
+        if client
+            .try_publish(self.topics.status(), QoS::AtLeastOnce, true, bytes.clone())
+            .is_ok()
+        {
             tags.push_back(Tag::Other);
         }
-        if client.try_publish(self.topics.metrics(), QoS::AtMostOnce, false, bytes).is_ok() {
+        if client
+            .try_publish(self.topics.metrics(), QoS::AtMostOnce, false, bytes)
+            .is_ok()
+        {
             tags.push_back(Tag::Other);
         }
         Ok(())
@@ -367,19 +391,32 @@ impl Publisher {
             tags.push_back(Tag::Other);
             Ok(())
         };
-        let error = |rid: &str, msg: String| json!({"v": 1, "request_id": rid, "ok": false, "error": msg});
+        let error =
+            |rid: &str, msg: String| json!({"v": 1, "request_id": rid, "ok": false, "error": msg});
         if p.payload.len() > MAX_COMMAND_BYTES {
             self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
             return reply(
                 "_error",
-                error("", format!("cmd/{command}: {} bytes is over the {MAX_COMMAND_BYTES}-byte limit; nothing changed", p.payload.len())),
+                error(
+                    "",
+                    format!(
+                        "cmd/{command}: {} bytes is over the {MAX_COMMAND_BYTES}-byte limit; nothing changed",
+                        p.payload.len()
+                    ),
+                ),
             );
         }
         let body: Value = match serde_json::from_slice(&p.payload) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
                 self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-                return reply("_error", error("", format!("cmd/{command}: the payload must be a JSON object")));
+                return reply(
+                    "_error",
+                    error(
+                        "",
+                        format!("cmd/{command}: the payload must be a JSON object"),
+                    ),
+                );
             }
             Err(e) => {
                 self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
@@ -392,7 +429,12 @@ impl Publisher {
                 self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
                 return reply(
                     "_error",
-                    error("", format!("cmd/{command}: `request_id` missing or not 1-128 letters, digits, `-`, `_`, `.`")),
+                    error(
+                        "",
+                        format!(
+                            "cmd/{command}: `request_id` missing or not 1-128 letters, digits, `-`, `_`, `.`"
+                        ),
+                    ),
                 );
             }
         };
@@ -401,7 +443,15 @@ impl Publisher {
             return reply(&rid, error(&rid, "`v` must be 1".into()));
         }
         let (tx, rx) = oneshot::channel();
-        if self.ctl.send(Ctl { command, body, reply: tx }).is_err() {
+        if self
+            .ctl
+            .send(Ctl {
+                command,
+                body,
+                reply: tx,
+            })
+            .is_err()
+        {
             return reply(&rid, error(&rid, "the daemon is shutting down".into()));
         }
         let topic = self.topics.reply(&rid);
@@ -421,7 +471,9 @@ impl Publisher {
                     stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
                     json!({"v": 1, "request_id": rid, "ok": false, "error": e})
                 }
-                _ => json!({"v": 1, "request_id": rid, "ok": false, "error": "no answer from the matcher within 30 s"}),
+                _ => {
+                    json!({"v": 1, "request_id": rid, "ok": false, "error": "no answer from the matcher within 30 s"})
+                }
             };
             let _ = replies.send((topic, serde_json::to_vec(&v).unwrap_or_default()));
         });

@@ -262,11 +262,11 @@ mod tests {
         let mut ob = Outbox::open(&d, 30, 1000).unwrap();
         ob.set_sync(false);
         for i in 0..5 {
-            ob.append(format!(r#"{{"i":{i:04}}}"#).as_bytes()).unwrap(); // 10 bytes each
+            ob.append(format!(r#"{{"i":"{i:02}"}}"#).as_bytes()).unwrap(); // 10 bytes each
         }
         assert_eq!(ob.len(), 3);
         assert_eq!(ob.stats().shed, 2);
-        assert_eq!(ob.get(0).unwrap().1, br#"{"i":0002}"#);
+        assert_eq!(ob.get(0).unwrap().1, br#"{"i":"02"}"#);
         let mut ob2 = Outbox::open(&d, 1 << 20, 2).unwrap();
         assert_eq!(ob2.len(), 3);
         ob2.append(b"{}").unwrap();

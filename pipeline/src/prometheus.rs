@@ -44,7 +44,10 @@ pub async fn serve(listener: TcpListener, stats: Arc<Stats>, outbox: Arc<Mutex<O
             let (status, body) = if ok {
                 ("200 OK", stats.prometheus(&outbox))
             } else {
-                ("404 Not Found", "only GET /metrics is served here\n".to_string())
+                (
+                    "404 Not Found",
+                    "only GET /metrics is served here\n".to_string(),
+                )
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

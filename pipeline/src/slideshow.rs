@@ -19,10 +19,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use edgebind_sensors::Modality;
 use edgebind_sensors::clock::{SIM_WALL_EPOCH_NS, Timestamp};
 use edgebind_sensors::recording::Recorder;
 use edgebind_sensors::sample::{Frame, Payload, PixelFormat, Sample};
-use edgebind_sensors::Modality;
 use serde::Deserialize;
 
 /// One slide.
@@ -69,7 +69,8 @@ impl Slideshow {
     /// Reads a spec; relative files resolve against its directory.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut s: Slideshow = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        let mut s: Slideshow =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for sl in &mut s.slides {
             if let Some(f) = &mut sl.file
@@ -110,7 +111,10 @@ impl Slideshow {
             }
             let f = match &s.file {
                 None => {
-                    let (w, h) = (if s.width > 0 { s.width } else { 320 }, if s.height > 0 { s.height } else { 240 });
+                    let (w, h) = (
+                        if s.width > 0 { s.width } else { 320 },
+                        if s.height > 0 { s.height } else { 240 },
+                    );
                     Frame {
                         width: w,
                         height: h,
@@ -119,7 +123,8 @@ impl Slideshow {
                     }
                 }
                 Some(p) => {
-                    let data = std::fs::read(p).map_err(|e| format!("slide {}: {}: {e}", i + 1, p.display()))?;
+                    let data = std::fs::read(p)
+                        .map_err(|e| format!("slide {}: {}: {e}", i + 1, p.display()))?;
                     let f = Frame {
                         width: s.width,
                         height: s.height,

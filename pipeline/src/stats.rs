@@ -163,7 +163,11 @@ impl Stats {
 
     /// Outbox message `seq` was acknowledged: records its latency.
     pub fn publish_acked(&self, seq: u64) {
-        let t = self.pending_publish.lock().ok().and_then(|mut p| p.remove(&seq));
+        let t = self
+            .pending_publish
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&seq));
         if let (Some(t), Ok(mut l)) = (t, self.publish_latency.lock()) {
             l.record(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -271,22 +275,29 @@ impl Stats {
         use std::fmt::Write as _;
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
-            let _ = writeln!(s, "# HELP edgebind_{name} {help}\n# TYPE edgebind_{name} {kind}");
+            let _ = writeln!(
+                s,
+                "# HELP edgebind_{name} {help}\n# TYPE edgebind_{name} {kind}"
+            );
             for (labels, v) in rows {
                 let _ = writeln!(s, "edgebind_{name}{labels} {v}");
             }
         };
         let health = self.sensors();
-        let stream_rows = |f: &dyn Fn(&edgebind_sensors::ring::RingCounters) -> u64| -> Vec<(String, f64)> {
-            health
-                .iter()
-                .flat_map(|h| {
-                    h.streams.iter().map(move |(m, c)| {
-                        (format!("{{adapter=\"{}\",modality=\"{m}\"}}", h.adapter), f(c) as f64)
+        let stream_rows =
+            |f: &dyn Fn(&edgebind_sensors::ring::RingCounters) -> u64| -> Vec<(String, f64)> {
+                health
+                    .iter()
+                    .flat_map(|h| {
+                        h.streams.iter().map(move |(m, c)| {
+                            (
+                                format!("{{adapter=\"{}\",modality=\"{m}\"}}", h.adapter),
+                                f(c) as f64,
+                            )
+                        })
                     })
-                })
-                .collect()
-        };
+                    .collect()
+            };
         metric(
             "sensor_up",
             "gauge",
@@ -295,37 +306,115 @@ impl Stats {
                 .iter()
                 .map(|h| {
                     let up = matches!(h.state, edgebind_sensors::adapter::SensorState::Up);
-                    (format!("{{adapter=\"{}\"}}", h.adapter), if up { 1.0 } else { 0.0 })
+                    (
+                        format!("{{adapter=\"{}\"}}", h.adapter),
+                        if up { 1.0 } else { 0.0 },
+                    )
                 })
                 .collect::<Vec<_>>(),
         );
-        metric("samples_pushed_total", "counter", "Samples pushed into the rings.", &stream_rows(&|c| c.pushed));
-        metric("samples_dropped_total", "counter", "Samples dropped (oldest) by full rings.", &stream_rows(&|c| c.dropped));
+        metric(
+            "samples_pushed_total",
+            "counter",
+            "Samples pushed into the rings.",
+            &stream_rows(&|c| c.pushed),
+        );
+        metric(
+            "samples_dropped_total",
+            "counter",
+            "Samples dropped (oldest) by full rings.",
+            &stream_rows(&|c| c.dropped),
+        );
         let enc = |f: &dyn Fn(&EncoderStats) -> f64| -> Vec<(String, f64)> {
             self.encoders
                 .iter()
                 .map(|(m, e)| (format!("{{modality=\"{m}\"}}"), f(e)))
                 .collect()
         };
-        metric("encoder_queue_depth", "gauge", "Windows waiting for the encoder.", &enc(&|e| e.depth.load(Ordering::Acquire) as f64));
-        metric("encoder_dropped_total", "counter", "Windows dropped by a full encoder queue.", &enc(&|e| e.dropped.load(Ordering::Acquire) as f64));
-        metric("encoder_windows_total", "counter", "Windows embedded.", &enc(&|e| e.encoded.load(Ordering::Acquire) as f64));
-        metric("encoder_errors_total", "counter", "Windows that failed to embed.", &enc(&|e| e.errors.load(Ordering::Acquire) as f64));
+        metric(
+            "encoder_queue_depth",
+            "gauge",
+            "Windows waiting for the encoder.",
+            &enc(&|e| e.depth.load(Ordering::Acquire) as f64),
+        );
+        metric(
+            "encoder_dropped_total",
+            "counter",
+            "Windows dropped by a full encoder queue.",
+            &enc(&|e| e.dropped.load(Ordering::Acquire) as f64),
+        );
+        metric(
+            "encoder_windows_total",
+            "counter",
+            "Windows embedded.",
+            &enc(&|e| e.encoded.load(Ordering::Acquire) as f64),
+        );
+        metric(
+            "encoder_errors_total",
+            "counter",
+            "Windows that failed to embed.",
+            &enc(&|e| e.errors.load(Ordering::Acquire) as f64),
+        );
         metric(
             "encoder_latency_p99_ms",
             "gauge",
             "Window emitted to embedding ready, p99 of recent windows.",
-            &enc(&|e| e.latency.lock().ok().and_then(|l| l.quantile(0.99)).unwrap_or(0.0)),
+            &enc(&|e| {
+                e.latency
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.quantile(0.99))
+                    .unwrap_or(0.0)
+            }),
         );
         let one = |v: f64| vec![(String::new(), v)];
-        metric("moments_total", "counter", "Moments fused.", &one(self.moments.load(Ordering::Acquire) as f64));
-        metric("events_total", "counter", "Event messages written to the outbox.", &one(self.events.load(Ordering::Acquire) as f64));
-        metric("events_published_total", "counter", "Event messages acknowledged by the broker.", &one(self.events_published.load(Ordering::Acquire) as f64));
+        metric(
+            "moments_total",
+            "counter",
+            "Moments fused.",
+            &one(self.moments.load(Ordering::Acquire) as f64),
+        );
+        metric(
+            "events_total",
+            "counter",
+            "Event messages written to the outbox.",
+            &one(self.events.load(Ordering::Acquire) as f64),
+        );
+        metric(
+            "events_published_total",
+            "counter",
+            "Event messages acknowledged by the broker.",
+            &one(self.events_published.load(Ordering::Acquire) as f64),
+        );
         let ob = outbox.lock().map(|o| o.stats()).unwrap_or_default();
-        metric("outbox_pending", "gauge", "Event messages waiting for a PUBACK.", &one(ob.pending as f64));
-        metric("outbox_shed_total", "counter", "Event messages shed by a full outbox.", &one(ob.shed as f64));
-        metric("mqtt_connected", "gauge", "1 while connected to the broker.", &one(if self.mqtt_connected.load(Ordering::Acquire) { 1.0 } else { 0.0 }));
-        metric("mqtt_reconnects_total", "counter", "Broker connection losses.", &one(self.mqtt_reconnects.load(Ordering::Acquire) as f64));
+        metric(
+            "outbox_pending",
+            "gauge",
+            "Event messages waiting for a PUBACK.",
+            &one(ob.pending as f64),
+        );
+        metric(
+            "outbox_shed_total",
+            "counter",
+            "Event messages shed by a full outbox.",
+            &one(ob.shed as f64),
+        );
+        metric(
+            "mqtt_connected",
+            "gauge",
+            "1 while connected to the broker.",
+            &one(if self.mqtt_connected.load(Ordering::Acquire) {
+                1.0
+            } else {
+                0.0
+            }),
+        );
+        metric(
+            "mqtt_reconnects_total",
+            "counter",
+            "Broker connection losses.",
+            &one(self.mqtt_reconnects.load(Ordering::Acquire) as f64),
+        );
         s
     }
 }
@@ -351,7 +440,9 @@ mod tests {
     fn status_and_prometheus_carry_the_counters() {
         let s = Stats::new("dev", &[Modality::Vision]);
         s.moments.store(7, Ordering::Release);
-        s.encoders[&Modality::Vision].dropped.store(3, Ordering::Release);
+        s.encoders[&Modality::Vision]
+            .dropped
+            .store(3, Ordering::Release);
         let dir = std::env::temp_dir().join(format!("edgebind-stats-{}", std::process::id()));
         let ob = Mutex::new(Outbox::open(&dir, 1 << 20, 10).unwrap());
         let j = s.status_json(&ob);
@@ -360,7 +451,10 @@ mod tests {
         assert_eq!(j["state"], "online");
         let p = s.prometheus(&ob);
         assert!(p.contains("edgebind_moments_total 7"), "{p}");
-        assert!(p.contains("edgebind_encoder_dropped_total{modality=\"vision\"} 3"), "{p}");
+        assert!(
+            p.contains("edgebind_encoder_dropped_total{modality=\"vision\"} 3"),
+            "{p}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

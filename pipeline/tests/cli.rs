@@ -193,3 +193,36 @@ fn replay_rerecords_through_the_live_path() {
         "every sensor message survives replay"
     );
 }
+
+#[test]
+fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/demo.toml");
+    let o = run(bin().args(["config", "check", "--syntax-only", demo]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bad = tmp("bad.toml");
+    std::fs::write(
+        &bad,
+        "device_id = \"x\"\n\n[[concept]]\nname = \"cat\"\ntext = \"a cat\"\nenter = 0.3\nexti = 0.2\n",
+    )
+    .unwrap();
+    let o = run(bin().args(["config", "check"]).arg(&bad));
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.toml") && e.contains("line 7") && e.contains("exti"), "{e}");
+    // A model file that is not ONNX: a clear error naming it, exit 2, no panic.
+    let junk = tmp("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let cfg = tmp("junk.toml");
+    std::fs::write(
+        &cfg,
+        format!("[encoders.vision]\nmodel = \"{}\"\n", junk.display()),
+    )
+    .unwrap();
+    let o = run(bin().args(["run", "--config"]).arg(&cfg));
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("encoders.vision") && e.contains("junk.onnx"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    let o = run(bin().args(["run", "--config"]).arg(&cfg).args(["--broker", "tcp://x"]));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("mqtt://"));
+}

@@ -42,7 +42,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn client_id(kind: &str) -> String {
-    format!("edgebind-{kind}-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()))
+    format!(
+        "edgebind-{kind}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    )
 }
 
 fn wall(ns: u64) -> String {
@@ -53,7 +59,11 @@ fn wall(ns: u64) -> String {
 
 fn line(v: &Value) -> String {
     let phase = v["phase"].as_str().unwrap_or("?");
-    let at = if phase == "end" { &v["end"] } else { &v["start"] };
+    let at = if phase == "end" {
+        &v["end"]
+    } else {
+        &v["start"]
+    };
     format!(
         "{:<5} {:<20} at {} (mono {:.3} s)  peak {:.3}  [{}]  {}  id {}",
         phase,
@@ -61,7 +71,14 @@ fn line(v: &Value) -> String {
         wall(at["wall_ns"].as_u64().unwrap_or(0)),
         at["mono_ns"].as_u64().unwrap_or(0) as f64 / 1e9,
         v["peak_score"].as_f64().unwrap_or(f64::NAN),
-        v["modalities"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("+")).unwrap_or_default(),
+        v["modalities"]
+            .as_array()
+            .map(|a| a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("+"))
+            .unwrap_or_default(),
         v["device_id"].as_str().unwrap_or("?"),
         v["event_id"].as_str().unwrap_or("?"),
     )
@@ -76,11 +93,19 @@ pub fn listen(a: ListenArgs) -> CmdResult {
         let (client, mut el) = AsyncClient::new(opts, 16);
         let events = format!("edgebind/{}/events", a.device_id);
         let status = format!("edgebind/{}/status", a.device_id);
-        client.subscribe(&events, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+        client
+            .subscribe(&events, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string())?;
         if a.status {
-            client.subscribe(&status, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+            client
+                .subscribe(&status, QoS::AtLeastOnce)
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        let deadline = a.timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let deadline = a
+            .timeout
+            .map(|t| tokio::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         let mut seen = 0u64;
         eprintln!("listening on {} for {events}", a.broker);
         loop {
@@ -166,30 +191,45 @@ pub fn query(a: QueryArgs) -> CmdResult {
     let opts = options(&client_id("query"), &addr, &BrokerConfig::default(), None)?;
     let topics = Topics::new(&a.device_id);
     let rid = client_id("q");
-    let mut body = json!({"v": 1, "request_id": rid, "text": a.text, "k": a.k, "modality": a.modality});
+    let mut body =
+        json!({"v": 1, "request_id": rid, "text": a.text, "k": a.k, "modality": a.modality});
     if let Some(l) = a.last {
         body["last_s"] = json!(l);
     }
     let rt = runtime()?;
     let reply: Value = rt.block_on(async {
         let (client, mut el) = AsyncClient::new(opts, 16);
-        client.subscribe(topics.reply(&rid), QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+        client
+            .subscribe(topics.reply(&rid), QoS::AtLeastOnce)
+            .await
+            .map_err(|e| e.to_string())?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(a.timeout.max(0.1));
         let mut sent = false;
         loop {
             let ev = tokio::time::timeout_at(deadline, el.poll())
                 .await
-                .map_err(|_| format!("no reply from device `{}` within {} s (is the daemon running?)", a.device_id, a.timeout))?;
+                .map_err(|_| {
+                    format!(
+                        "no reply from device `{}` within {} s (is the daemon running?)",
+                        a.device_id, a.timeout
+                    )
+                })?;
             match ev {
                 Ok(Event::Incoming(Packet::SubAck(_))) if !sent => {
                     client
-                        .publish(format!("{}cmd/query", topics.prefix), QoS::AtLeastOnce, false, body.to_string())
+                        .publish(
+                            format!("{}cmd/query", topics.prefix),
+                            QoS::AtLeastOnce,
+                            false,
+                            body.to_string(),
+                        )
                         .await
                         .map_err(|e| e.to_string())?;
                     sent = true;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    return serde_json::from_slice(&p.payload).map_err(|e| format!("bad reply: {e}"));
+                    return serde_json::from_slice(&p.payload)
+                        .map_err(|e| format!("bad reply: {e}"));
                 }
                 Ok(_) => {}
                 Err(e) => return Err(format!("broker {}: {e}", a.broker)),
@@ -200,11 +240,18 @@ pub fn query(a: QueryArgs) -> CmdResult {
         println!("{reply}");
     }
     if reply["ok"] != json!(true) {
-        return Err(format!("daemon: {}", reply["error"].as_str().unwrap_or("error")));
+        return Err(format!(
+            "daemon: {}",
+            reply["error"].as_str().unwrap_or("error")
+        ));
     }
     if !a.json {
         let hits = reply["hits"].as_array().cloned().unwrap_or_default();
-        println!("{} moment(s) searched; best {}:", reply["searched"], hits.len());
+        println!(
+            "{} moment(s) searched; best {}:",
+            reply["searched"],
+            hits.len()
+        );
         for h in hits {
             println!(
                 "  {:.3}  at {} (mono {:.3} s)",

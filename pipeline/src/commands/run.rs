@@ -51,7 +51,10 @@ pub fn run(a: RunArgs) -> CmdResult {
         s.seconds, s.moments, s.events, s.events_published, s.outbox_pending
     );
     if a.summary_json {
-        println!("{}", serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
