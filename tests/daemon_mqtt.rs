@@ -373,20 +373,25 @@ fn photos_give_exactly_the_expected_events_at_the_right_times() {
         "sub-events",
         &["edgebind/cam1/events", "edgebind/cam1/status"],
     );
-    let cfg = config(&dir, &rec, "fast", "cam1", CONCEPTS);
+    // Besides the text concepts, one defined by an example window: the frame
+    // shown at 24 s of the recording itself (the rocket).
+    let by_example = format!(
+        "{CONCEPTS}\n[[concept]]\nname = \"like-24s\"\nexample = {{ recording = \"{}\", modality = \"vision\", at_s = 24.0 }}\nwatch = \"vision\"\nenter = 0.95\nexit = 0.9\n",
+        rec.display()
+    );
+    let cfg = config(&dir, &rec, "fast", "cam1", &by_example);
     let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end"]);
     let status = d.wait().unwrap();
     assert!(status.success(), "daemon exited with {status}");
-    sub.wait_for("4 events", Duration::from_secs(10), |s| {
-        s.events().len() >= 4
+    sub.wait_for("6 events", Duration::from_secs(10), |s| {
+        s.events().len() >= 6
     });
     std::thread::sleep(Duration::from_millis(300));
     let ev = sub.events();
-    assert_eq!(
-        ev.iter().map(summary).collect::<Vec<_>>(),
-        expected_cat_coffee(),
-        "{ev:#?}"
-    );
+    let mut want = expected_cat_coffee();
+    want.push(("like-24s".into(), "start".into(), 21 * S));
+    want.push(("like-24s".into(), "end".into(), 27 * S));
+    assert_eq!(ev.iter().map(summary).collect::<Vec<_>>(), want, "{ev:#?}");
     for e in &ev {
         assert_eq!(e["v"], 1);
         assert_eq!(e["device_id"], "cam1");
@@ -398,13 +403,19 @@ fn photos_give_exactly_the_expected_events_at_the_right_times() {
             edgebind_sensors::clock::SIM_WALL_EPOCH_NS
         );
         assert!(e["peak_score"].as_f64().unwrap() >= 0.3, "{e}");
+        assert_eq!(e["text"].is_null(), e["concept"] == "like-24s");
     }
     // Start and end of one event share its id; different events do not.
     assert_eq!(ev[0]["event_id"], ev[1]["event_id"]);
     assert_ne!(ev[0]["event_id"], ev[2]["event_id"]);
     assert_eq!(ev[1]["reason"], "below_exit");
     // No duplicates at all in a run without outages.
-    assert_eq!(sub.on("/events").len(), 4);
+    assert_eq!(sub.on("/events").len(), 6);
+    assert!(
+        ev[4]["peak_score"].as_f64().unwrap() > 0.999,
+        "the example matches itself: {}",
+        ev[4]
+    );
     // The retained status ends as offline (graceful exit), after being online.
     let st = sub.on("/status");
     assert!(st.iter().any(|s| s["state"] == "online"));
@@ -532,12 +543,14 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
     );
     // Only the cat is configured; the coffee is added over MQTT.
     let cat_only = CONCEPTS.split("[[concept]]").nth(1).unwrap();
+    // (The first line lands in [health]: the Prometheus endpoint.)
+    let prom = free_port();
     let cfg = config(
         &dir,
         &rec,
         "real_time",
         "cam4",
-        &format!("[[concept]]{cat_only}"),
+        &format!("prometheus = \"127.0.0.1:{prom}\"\n[[concept]]{cat_only}"),
     );
     let mut d = daemon(&cfg, &broker.url(), &[]);
     sub.wait_for("online", Duration::from_secs(30), |s| {
@@ -645,6 +658,52 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
         let t = h["t"]["mono_ns"].as_u64().unwrap();
         assert!((12 * S..=18 * S).contains(&t), "{q}");
     }
+    // The same search from the command line.
+    let o = Command::new(edgebind_bin())
+        .args([
+            "query",
+            "a cup of coffee",
+            "-k",
+            "2",
+            "--last",
+            "10m",
+            "--json",
+            "--device-id",
+            "cam4",
+        ])
+        .args(["--broker", &broker.url()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cli["hits"].as_array().unwrap().len(), 2, "{cli}");
+    assert!(
+        (12 * S..=18 * S).contains(&cli["hits"][0]["t"]["mono_ns"].as_u64().unwrap()),
+        "{cli}"
+    );
+    // Prometheus text on GET /metrics.
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", prom)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        body
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    let moments: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgebind_moments_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(moments > 20.0, "{metrics}");
+    assert!(
+        metrics.contains("edgebind_encoder_windows_total{modality=\"vision\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edgebind_mqtt_connected 1"), "{metrics}");
     // Restart: the added concept is still there.
     unsafe_kill(d.id(), "TERM");
     assert!(d.wait().unwrap().success());

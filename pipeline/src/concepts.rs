@@ -94,6 +94,10 @@ pub struct ConceptSpec {
     /// Or a stored vector of the shared space (normalised on load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// Or an example window of a recording, embedded by that modality's
+    /// encoder at start (config only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<ExampleSpec>,
     /// What it watches: `"fused"` (default), one modality, or a list.
     #[serde(default = "default_watch")]
     pub watch: Watch,
@@ -108,6 +112,19 @@ pub struct ConceptSpec {
     /// Seconds after an end before the same concept may start again.
     #[serde(default)]
     pub cooldown_s: f64,
+}
+
+/// A concept defined by example: the window of `modality` ending nearest
+/// `at_s` seconds after the start of that stream in `recording`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleSpec {
+    /// An MCAP recording (relative: to the config file's directory).
+    pub recording: std::path::PathBuf,
+    /// Which stream.
+    pub modality: Modality,
+    /// Seconds from the stream's first sample to the window end.
+    pub at_s: f64,
 }
 
 /// Largest text of a concept, in bytes.
@@ -132,11 +149,31 @@ impl ConceptSpec {
                 "name `{n}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
             ));
         }
+        let given = [
+            self.text.is_some(),
+            self.vector.is_some(),
+            self.example.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given > 1 {
+            return Err(format!(
+                "concept `{n}`: give one of `text`, `vector` or `example`, not both"
+            ));
+        }
+        if let Some(e) = &self.example
+            && !(e.at_s.is_finite() && e.at_s >= 0.0)
+        {
+            return Err(format!("concept `{n}`: example.at_s must be >= 0"));
+        }
         match (&self.text, &self.vector) {
-            (Some(_), Some(_)) => {
-                return Err(format!("concept `{n}`: give `text` or `vector`, not both"));
+            (None, None) if self.example.is_some() => {}
+            (None, None) => {
+                return Err(format!(
+                    "concept `{n}`: needs `text`, `vector` or `example`"
+                ));
             }
-            (None, None) => return Err(format!("concept `{n}`: needs `text` or `vector`")),
             (Some(t), None) if t.trim().is_empty() || t.len() > MAX_TEXT_BYTES => {
                 return Err(format!(
                     "concept `{n}`: text must be 1 to {MAX_TEXT_BYTES} bytes"
@@ -460,6 +497,7 @@ mod tests {
             name: "cat".into(),
             text: Some("a cat".into()),
             vector: None,
+            example: None,
             watch: Watch::Fused,
             enter,
             exit: Some(exit),

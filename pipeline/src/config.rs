@@ -493,6 +493,11 @@ impl Config {
             fix(&mut r.path);
         }
         fix(&mut self.state.dir);
+        for c in &mut self.concepts {
+            if let Some(e) = &mut c.get_mut().example {
+                fix(&mut e.recording);
+            }
+        }
         if let Some(t) = &mut self.broker.tls {
             fix(&mut t.ca);
             if let Some(c) = &mut t.cert {

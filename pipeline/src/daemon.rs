@@ -35,9 +35,12 @@ use edgebind_models::text::TextTower;
 use edgebind_sensors::Modality;
 use edgebind_sensors::adapter::{Rig, SampleConsumer, SensorAdapter};
 use edgebind_sensors::adapters::{ReplayAdapter, SimAdapter};
+use edgebind_sensors::recording::{McapReader, decode_sample};
+use edgebind_sensors::sample::Sample;
 use edgebind_sensors::window::{Window, Windower};
 use tokio::sync::{Notify, watch};
 
+use crate::concepts::ExampleSpec;
 use crate::config::{Config, EncoderConfig, RigKind, parse_broker_url};
 use crate::fusion::{Embedded, Fusion};
 use crate::history::History;
@@ -318,6 +321,79 @@ fn encoder_thread(
     }
 }
 
+/// Embeds a concept's example: the window of its modality ending nearest
+/// `at_s` after that stream's first sample, through the daemon's own
+/// windowing, preprocessing and encoder.
+fn embed_example(
+    name: &str,
+    e: &ExampleSpec,
+    enc: &dyn Encoder,
+    pre: &mut Preprocessor,
+    spec: edgebind_sensors::window::WindowSpec,
+) -> Result<Embedding, String> {
+    let err = |d: String| format!("concept `{name}`: example {}: {d}", e.recording.display());
+    let mut reader = McapReader::open(&e.recording).map_err(|x| err(x.to_string()))?;
+    let mut windower = Windower::new(e.modality, spec).map_err(|x| err(x.to_string()))?;
+    let mut scratch = Sample::empty(e.modality);
+    let (mut out, mut first, mut best): (Vec<Window>, Option<u64>, Option<(u64, Window)>) =
+        (Vec::new(), None, None);
+    let consider = |out: &mut Vec<Window>, first: Option<u64>, best: &mut Option<(u64, Window)>| {
+        let target = first.unwrap_or(0) + (e.at_s * 1e9) as u64;
+        for w in out.drain(..) {
+            let d = w.t_end.abs_diff(target);
+            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                *best = Some((d, w));
+            }
+        }
+    };
+    while let Some(m) = reader.next_message().map_err(|x| err(x.to_string()))? {
+        if m.channel.modality != Some(e.modality) {
+            continue;
+        }
+        decode_sample(&e.recording, &m, &mut scratch).map_err(|x| err(x.to_string()))?;
+        first.get_or_insert(scratch.t.mono_ns);
+        windower
+            .push(&scratch, &mut out)
+            .map_err(|x| err(x.to_string()))?;
+        consider(&mut out, first, &mut best);
+    }
+    windower.finish(&mut out);
+    consider(&mut out, first, &mut best);
+    let (_, w) = best.ok_or_else(|| err(format!("no {} window in the recording", e.modality)))?;
+    let items = pre.window(&w).map_err(|x| err(x.to_string()))?;
+    let embs = enc.encode(&items).map_err(|x| err(x.to_string()))?;
+    let parts: Vec<(f32, &Embedding)> = embs.iter().map(|x| (1.0, x)).collect();
+    Embedding::fuse(&parts).map_err(|x| err(x.to_string()))
+}
+
+type Loaded = BTreeMap<Modality, (Box<dyn Encoder>, Preprocessor, EncoderConfig)>;
+
+/// The embedding of every concept (text, vector or example).
+fn concept_embeddings(
+    cfg: &Config,
+    specs: &[crate::concepts::ConceptSpec],
+    encoders: &mut Loaded,
+    text: Option<&TextTower>,
+    space: &Arc<str>,
+) -> Result<Vec<Arc<Embedding>>, String> {
+    specs
+        .iter()
+        .map(|s| match &s.example {
+            Some(e) => {
+                let (enc, pre, _) = encoders.get_mut(&e.modality).ok_or_else(|| {
+                    format!(
+                        "concept `{}`: example of {} needs [encoders.{}]",
+                        s.name, e.modality, e.modality
+                    )
+                })?;
+                embed_example(&s.name, e, enc.as_ref(), pre, cfg.windows.spec(e.modality))
+                    .map(Arc::new)
+            }
+            None => embed_spec(s, text, space),
+        })
+        .collect()
+}
+
 fn text_tower(cfg: &Config, needed: bool) -> Result<Option<TextTower>, String> {
     let dir = cfg
         .text
@@ -342,10 +418,13 @@ fn text_tower(cfg: &Config, needed: bool) -> Result<Option<TextTower>, String> {
 /// load and match their modality and space, concepts embed. Returns a summary.
 pub fn check(cfg: &Config) -> Result<String, String> {
     let mut spaces = BTreeMap::new();
+    let mut loaded: Loaded = BTreeMap::new();
     for (m, ec) in &cfg.encoders {
         let enc = load_encoder(*m, ec)?;
-        Preprocessor::new(&enc.contract().preprocess).map_err(|e| format!("encoders.{m}: {e}"))?;
+        let spec = crate::devices::depth_preprocess(cfg, &enc.contract().preprocess);
+        let pre = Preprocessor::new(&spec).map_err(|e| format!("encoders.{m}: {e}"))?;
         spaces.insert(*m, enc.contract().space.clone());
+        loaded.insert(*m, (enc, pre, ec.clone()));
     }
     let mut names: Vec<&String> = spaces.values().collect();
     names.dedup();
@@ -362,9 +441,7 @@ pub fn check(cfg: &Config) -> Result<String, String> {
         .map(|s| Arc::from(s.as_str()))
         .or_else(|| text.as_ref().map(|t| t.space().clone()))
         .unwrap_or_else(|| Arc::from("none"));
-    for s in &specs {
-        embed_spec(s, text.as_ref(), &space)?;
-    }
+    concept_embeddings(cfg, &specs, &mut loaded, text.as_ref(), &space)?;
     Ok(format!(
         "ok: device `{}`, rig {:?}, {} encoder(s) in space `{space}`, {} concept(s)",
         cfg.device_id,
@@ -378,7 +455,7 @@ pub fn check(cfg: &Config) -> Result<String, String> {
 pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let t0 = Instant::now();
     // Models first: a bad model file fails before anything starts.
-    let mut encoders = BTreeMap::new();
+    let mut encoders: Loaded = BTreeMap::new();
     for (m, ec) in &cfg.encoders {
         let enc = load_encoder(*m, ec)?;
         let spec = crate::devices::depth_preprocess(&cfg, &enc.contract().preprocess);
@@ -414,11 +491,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
             None,
         ),
     };
-    let mut concepts = Vec::new();
-    for s in specs {
-        let e = embed_spec(&s, text.as_ref(), &space)?;
-        concepts.push(crate::concepts::Concept::new(s, e));
-    }
+    let embeddings = concept_embeddings(&cfg, &specs, &mut encoders, text.as_ref(), &space)?;
+    let concepts: Vec<_> = specs
+        .into_iter()
+        .zip(embeddings)
+        .map(|(s, e)| crate::concepts::Concept::new(s, e))
+        .collect();
     let outbox = Outbox::open(
         &cfg.state.dir.join("outbox"),
         cfg.state.outbox_max_bytes,

@@ -111,6 +111,12 @@ pub fn embed_spec(
         }
         return Ok(Arc::new(e));
     }
+    if spec.example.is_some() {
+        return Err(format!(
+            "concept `{}`: `example` concepts are embedded by the daemon's encoders (config only)",
+            spec.name
+        ));
+    }
     let v = spec.vector.clone().unwrap_or_default();
     Embedding::new(space.clone(), v)
         .map(Arc::new)

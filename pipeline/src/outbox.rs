@@ -262,7 +262,8 @@ mod tests {
         let mut ob = Outbox::open(&d, 30, 1000).unwrap();
         ob.set_sync(false);
         for i in 0..5 {
-            ob.append(format!(r#"{{"i":"{i:02}"}}"#).as_bytes()).unwrap(); // 10 bytes each
+            ob.append(format!(r#"{{"i":"{i:02}"}}"#).as_bytes())
+                .unwrap(); // 10 bytes each
         }
         assert_eq!(ob.len(), 3);
         assert_eq!(ob.stats().shed, 2);

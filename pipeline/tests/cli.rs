@@ -208,7 +208,10 @@ fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
     let o = run(bin().args(["config", "check"]).arg(&bad));
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("bad.toml") && e.contains("line 7") && e.contains("exti"), "{e}");
+    assert!(
+        e.contains("bad.toml") && e.contains("line 7") && e.contains("exti"),
+        "{e}"
+    );
     // A model file that is not ONNX: a clear error naming it, exit 2, no panic.
     let junk = tmp("junk.onnx");
     std::fs::write(&junk, b"not a model").unwrap();
@@ -221,8 +224,14 @@ fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
     let o = run(bin().args(["run", "--config"]).arg(&cfg));
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("encoders.vision") && e.contains("junk.onnx"), "{e}");
+    assert!(
+        e.contains("encoders.vision") && e.contains("junk.onnx"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
-    let o = run(bin().args(["run", "--config"]).arg(&cfg).args(["--broker", "tcp://x"]));
+    let o = run(bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--broker", "tcp://x"]));
     assert!(String::from_utf8_lossy(&o.stderr).contains("mqtt://"));
 }
