@@ -26,6 +26,8 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tensorrt feature builds without TensorRT or ONNX Runtime installed"
 cargo clippy -p edgebind-models --features tensorrt --all-targets --locked -- -D warnings
+echo "== the daemon's tls feature builds (rustls; off by default)"
+cargo clippy -p edgebind --features tls --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
 

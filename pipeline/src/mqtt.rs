@@ -138,6 +138,49 @@ fn tls(_: &mut MqttOptions, _: &BrokerConfig) -> Result<(), String> {
     Err("TLS to the broker needs edgebind built with `--features tls`".into())
 }
 
+/// Checks a command's size, JSON, `request_id` and `v`. The error carries the
+/// request id when one was readable (the reply goes to `reply/<id>`, else to
+/// `reply/_error`).
+fn parse_command(
+    command: &str,
+    payload: &[u8],
+) -> Result<(String, Value), (Option<String>, String)> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err((
+            None,
+            format!(
+                "cmd/{command}: {} bytes is over the {MAX_COMMAND_BYTES}-byte limit; nothing changed",
+                payload.len()
+            ),
+        ));
+    }
+    let body: Value = match serde_json::from_slice(payload) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return Err((
+                None,
+                format!("cmd/{command}: the payload must be a JSON object"),
+            ));
+        }
+        Err(e) => return Err((None, format!("cmd/{command}: not JSON: {e}"))),
+    };
+    let rid = match body.get("request_id").and_then(Value::as_str) {
+        Some(r) if valid_request_id(r) => r.to_string(),
+        _ => {
+            return Err((
+                None,
+                format!(
+                    "cmd/{command}: `request_id` missing or not 1-128 letters, digits, `-`, `_`, `.`"
+                ),
+            ));
+        }
+    };
+    if body.get("v").and_then(Value::as_u64) != Some(1) {
+        return Err((Some(rid), "`v` must be 1".into()));
+    }
+    Ok((rid, body))
+}
+
 enum Tag {
     Event(u64),
     Other,
@@ -393,55 +436,19 @@ impl Publisher {
         };
         let error =
             |rid: &str, msg: String| json!({"v": 1, "request_id": rid, "ok": false, "error": msg});
-        if p.payload.len() > MAX_COMMAND_BYTES {
-            self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-            return reply(
-                "_error",
-                error(
-                    "",
-                    format!(
-                        "cmd/{command}: {} bytes is over the {MAX_COMMAND_BYTES}-byte limit; nothing changed",
-                        p.payload.len()
-                    ),
-                ),
-            );
-        }
-        let body: Value = match serde_json::from_slice(&p.payload) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
+        let (rid, body) = match parse_command(&command, &p.payload) {
+            Ok(x) => x,
+            Err((rid, msg)) => {
                 self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-                return reply(
-                    "_error",
-                    error(
-                        "",
-                        format!("cmd/{command}: the payload must be a JSON object"),
-                    ),
-                );
-            }
-            Err(e) => {
-                self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-                return reply("_error", error("", format!("cmd/{command}: not JSON: {e}")));
+                let rid = rid.unwrap_or_default();
+                let topic = if rid.is_empty() {
+                    "_error"
+                } else {
+                    rid.as_str()
+                };
+                return reply(topic, error(&rid, msg));
             }
         };
-        let rid = match body.get("request_id").and_then(Value::as_str) {
-            Some(r) if valid_request_id(r) => r.to_string(),
-            _ => {
-                self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-                return reply(
-                    "_error",
-                    error(
-                        "",
-                        format!(
-                            "cmd/{command}: `request_id` missing or not 1-128 letters, digits, `-`, `_`, `.`"
-                        ),
-                    ),
-                );
-            }
-        };
-        if body.get("v").and_then(Value::as_u64) != Some(1) {
-            self.stats.commands_rejected.fetch_add(1, Ordering::AcqRel);
-            return reply(&rid, error(&rid, "`v` must be 1".into()));
-        }
         let (tx, rx) = oneshot::channel();
         if self
             .ctl
@@ -478,5 +485,30 @@ impl Publisher {
             let _ = replies.send((topic, serde_json::to_vec(&v).unwrap_or_default()));
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_checked_before_anything_runs() {
+        let ok = parse_command("query", br#"{"v":1,"request_id":"a-1","text":"x"}"#).unwrap();
+        assert_eq!(ok.0, "a-1");
+        let (rid, e) = parse_command("query", br#"{"v":2,"request_id":"a"}"#).unwrap_err();
+        assert_eq!((rid.as_deref(), e.as_str()), (Some("a"), "`v` must be 1"));
+        let (rid, e) = parse_command("query", br#"{"v":1,"request_id":"a/b"}"#).unwrap_err();
+        assert!(rid.is_none() && e.contains("request_id"), "{e}");
+        assert!(
+            parse_command("x", b"[1]")
+                .unwrap_err()
+                .1
+                .contains("JSON object")
+        );
+        assert!(parse_command("x", b"{").unwrap_err().1.contains("not JSON"));
+        let big = vec![b' '; MAX_COMMAND_BYTES + 1];
+        assert!(parse_command("x", &big).unwrap_err().1.contains("limit"));
+        assert_eq!(Topics::new("d").reply("r"), "edgebind/d/reply/r");
     }
 }

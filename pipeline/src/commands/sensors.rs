@@ -183,14 +183,7 @@ mod tests {
         std::fs::create_dir_all(root.join("dev")).unwrap();
         std::fs::write(d.join("name"), "bmi160\n").unwrap();
         std::fs::write(d.join("sampling_frequency"), "100\n").unwrap();
-        for ch in [
-            "accel_x",
-            "accel_y",
-            "accel_z",
-            "anglvel_x",
-            "anglvel_y",
-            "anglvel_z",
-        ] {
+        for ch in edgebind_sensors::devices::iio::CHANNELS {
             std::fs::write(d.join(format!("in_{ch}_raw")), "0\n").unwrap();
         }
         let (dev, sys) = (root.join("dev"), root.join("sys"));
