@@ -1,0 +1,683 @@
+//! The training plan: a TOML file naming the spanning tree (one frozen root,
+//! then edges `learner -> anchor`, each learner bound to exactly one anchor
+//! that is the root or learned by an earlier edge), the student architecture
+//! per learning modality, temperatures, optimiser and schedule, batch, steps,
+//! augmentations, data and seed.
+//!
+//! ```toml
+//! seed = 7
+//! space = "minilm-l6-v2-text"
+//! [frozen.text]
+//! model = "text"                      # the bundled text tower, or an ONNX path
+//! [[edge]]
+//! learner = "vision"
+//! anchor = "text"
+//! temperature = 0.07
+//! [[edge]]
+//! learner = "audio"
+//! anchor = "vision"                   # temperature defaults to ImageBind's (0.05)
+//! [encoders.audio]
+//! depth = 6                           # overrides onto the small default
+//! [data]
+//! recordings = ["recordings/sim-rig.mcap"]
+//! ```
+//!
+//! [`Plan::parse`] refuses, with a message naming the place, anything that is
+//! not a tree with a frozen root: no or two frozen roots, a modality with two
+//! anchors, a cycle, an anchor not connected to the root, an encoder or frozen
+//! model no edge uses, unknown modalities and out-of-range numbers. What it
+//! returns lists the edges in training order (every anchor before its
+//! learners).
+//!
+//! Not here: reading recordings (the data pipeline).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edgebind_models::contract::ContractModality;
+use serde::{Deserialize, Serialize};
+
+use crate::model::EncoderConfig;
+use crate::optim::OptimConfig;
+
+const MODALITIES: &str = "vision, audio, depth, thermal, imu, text";
+
+/// A plan that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// Unreadable file.
+    #[error("plan {0}: {1}")]
+    Io(PathBuf, String),
+    /// Not valid TOML for a plan.
+    #[error("plan does not parse: {0}")]
+    Parse(String),
+    /// Parses, but is not a usable tree or has bad values.
+    #[error("plan: {0}")]
+    Invalid(String),
+}
+
+/// An augmentation applied to the learner's input during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// Random resized crop (vision, depth, thermal).
+    RandomResizedCrop,
+    /// Horizontal flip (vision, depth, thermal).
+    HorizontalFlip,
+    /// Brightness/contrast/saturation jitter (vision).
+    ColorJitter,
+    /// Random gain (audio).
+    Gain,
+    /// Random circular shift in time (audio, imu).
+    TimeShift,
+    /// Additive Gaussian noise (audio, depth, thermal, imu).
+    Noise,
+    /// Time and frequency masking of the spectrogram (audio).
+    SpecMask,
+}
+
+impl Augment {
+    fn applies_to(self, m: ContractModality) -> bool {
+        use ContractModality::*;
+        match self {
+            Augment::RandomResizedCrop | Augment::HorizontalFlip => {
+                matches!(m, Vision | Depth | Thermal)
+            }
+            Augment::ColorJitter => m == Vision,
+            Augment::Gain | Augment::SpecMask => m == Audio,
+            Augment::TimeShift => matches!(m, Audio | Imu),
+            Augment::Noise => matches!(m, Audio | Depth | Thermal | Imu),
+        }
+    }
+}
+
+/// A frozen anchor model (`[frozen.<modality>]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrozenSpec {
+    /// `"text"` for the bundled text tower, else the path of an ONNX encoder
+    /// with a contract.
+    pub model: String,
+}
+
+/// One `[[edge]]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSpec {
+    /// The modality whose encoder learns.
+    pub learner: String,
+    /// The modality it binds to (frozen root or an earlier learner, frozen by then).
+    pub anchor: String,
+    /// InfoNCE temperature; default ImageBind's for the learner.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Steps for this edge; default `[train].steps`.
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// Batch for this edge; default `[train].batch`.
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// Augmentations of the learner's input.
+    #[serde(default)]
+    pub augment: Vec<Augment>,
+}
+
+/// `[train]`: defaults every edge inherits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainDefaults {
+    /// Pairs per batch.
+    pub batch: usize,
+    /// Optimiser steps per edge.
+    pub steps: usize,
+    /// Checkpoint every this many steps (0 = only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainDefaults {
+    fn default() -> Self {
+        TrainDefaults {
+            batch: 32,
+            steps: 2000,
+            checkpoint_every: 250,
+        }
+    }
+}
+
+/// `[data]`: where paired windows come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// MCAP recordings (relative paths are relative to the plan file's folder).
+    pub recordings: Vec<PathBuf>,
+    /// Cache of frozen-anchor embeddings.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// Largest time difference between paired windows, ms.
+    #[serde(default = "default_tolerance")]
+    pub pair_tolerance_ms: f64,
+    /// Fraction of pairs held out for evaluation.
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+}
+
+fn default_tolerance() -> f64 {
+    50.0
+}
+
+fn default_holdout() -> f64 {
+    0.1
+}
+
+/// The plan as written in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    /// Seed of initialisation, batching, augmentation and drop path.
+    #[serde(default)]
+    pub seed: u64,
+    /// Name of the space the tree lives in (the frozen root's).
+    pub space: String,
+    /// Output folder of the exported encoders and checkpoints.
+    #[serde(default = "default_out")]
+    pub out: PathBuf,
+    /// The frozen root (exactly one entry).
+    #[serde(default)]
+    pub frozen: BTreeMap<String, FrozenSpec>,
+    /// The edges.
+    #[serde(default, rename = "edge")]
+    pub edges: Vec<EdgeSpec>,
+    /// Architecture overrides per learning modality, merged onto
+    /// [`EncoderConfig::small`].
+    #[serde(default)]
+    pub encoders: BTreeMap<String, toml::Table>,
+    /// Optimiser and schedule.
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// Batch and steps.
+    #[serde(default)]
+    pub train: TrainDefaults,
+    /// Data.
+    pub data: DataSpec,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from("trained")
+}
+
+/// A validated edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// Learns.
+    pub learner: ContractModality,
+    /// Binds to (frozen while this edge trains).
+    pub anchor: ContractModality,
+    /// The learner's architecture.
+    pub encoder: EncoderConfig,
+    /// InfoNCE temperature.
+    pub temperature: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Batch.
+    pub batch: usize,
+    /// Augmentations.
+    pub augment: Vec<Augment>,
+}
+
+/// A validated plan: a tree with one frozen root, edges in training order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// As written.
+    pub file: PlanFile,
+    /// The frozen root.
+    pub root: ContractModality,
+    /// Its model.
+    pub root_model: FrozenSpec,
+    /// Edges, every anchor trained (or frozen) before its learners.
+    pub edges: Vec<Edge>,
+}
+
+/// ImageBind's fixed temperatures (audio 0.05, depth 0.2, thermal 0.1, IMU
+/// 0.2); vision (learning against text) starts at CLIP's 0.07.
+pub fn default_temperature(learner: ContractModality) -> f64 {
+    match learner {
+        ContractModality::Audio => 0.05,
+        ContractModality::Depth | ContractModality::Imu => 0.2,
+        ContractModality::Thermal => 0.1,
+        ContractModality::Vision | ContractModality::Text => 0.07,
+    }
+}
+
+fn modality(name: &str, place: &str) -> Result<ContractModality, PlanError> {
+    serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| {
+        PlanError::Invalid(format!(
+            "{place}: unknown modality `{name}` (known: {MODALITIES})"
+        ))
+    })
+}
+
+fn arrow(e: &EdgeSpec) -> String {
+    format!("{}->{}", e.learner, e.anchor)
+}
+
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+impl Plan {
+    /// Reads and validates the plan at `path`.
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PlanError::Io(path.to_path_buf(), e.to_string()))?;
+        Plan::parse(&text).map_err(|e| match e {
+            PlanError::Parse(m) => PlanError::Parse(format!("{}: {m}", path.display())),
+            PlanError::Invalid(m) => PlanError::Invalid(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates plan TOML.
+    pub fn parse(text: &str) -> Result<Plan, PlanError> {
+        let file: PlanFile = toml::from_str(text).map_err(|e| PlanError::Parse(e.to_string()))?;
+        Plan::validate(file)
+    }
+
+    fn validate(file: PlanFile) -> Result<Plan, PlanError> {
+        let bad = |m: String| Err(PlanError::Invalid(m));
+        if file.space.trim().is_empty() {
+            return bad("`space` is empty".into());
+        }
+        // The root.
+        let roots: Vec<(&String, &FrozenSpec)> = file.frozen.iter().collect();
+        let (root, root_model) = match roots.as_slice() {
+            [] => {
+                return bad(
+                    "no frozen root: a plan needs exactly one `[frozen.<modality>]` anchor that \
+                     does not learn, e.g. `[frozen.text]` with `model = \"text\"`"
+                        .into(),
+                );
+            }
+            [(name, spec)] => (
+                modality(name, &format!("[frozen.{name}]"))?,
+                (*spec).clone(),
+            ),
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+                return bad(format!(
+                    "{} frozen roots ({}): a spanning tree has one root; bind the others to it \
+                     with edges",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        if root_model.model.trim().is_empty() {
+            return bad(format!("[frozen.{}]: `model` is empty", root.as_str()));
+        }
+        if file.edges.is_empty() {
+            return bad("no `[[edge]]`: nothing would learn".into());
+        }
+        // Each edge: known modalities, one anchor per learner.
+        let mut parent: BTreeMap<&'static str, (ContractModality, usize)> = BTreeMap::new();
+        let mut parsed = Vec::new();
+        for (i, e) in file.edges.iter().enumerate() {
+            let place = format!("edge {} ({})", i + 1, arrow(e));
+            let learner = modality(&e.learner, &format!("{place}, learner"))?;
+            let anchor = modality(&e.anchor, &format!("{place}, anchor"))?;
+            if learner == anchor {
+                return bad(format!("{place}: {} binds to itself", e.learner));
+            }
+            if learner == ContractModality::Text {
+                return bad(format!(
+                    "{place}: text cannot learn here (the text tower is only ever a frozen anchor)"
+                ));
+            }
+            if learner == root {
+                return bad(format!(
+                    "{place}: {} is the frozen root and cannot learn",
+                    e.learner
+                ));
+            }
+            if let Some((other, j)) = parent.get(learner.as_str()) {
+                return bad(format!(
+                    "{place}: {} already binds to {} in edge {}; in a tree every modality has \
+                     exactly one anchor",
+                    e.learner,
+                    other.as_str(),
+                    j + 1
+                ));
+            }
+            parent.insert(learner.as_str(), (anchor, i));
+            parsed.push((learner, anchor));
+        }
+        // Every anchor is the root or learned by some edge; no cycles.
+        for (i, e) in file.edges.iter().enumerate() {
+            let anchor = parsed[i].1;
+            if anchor != root && !parent.contains_key(anchor.as_str()) {
+                return bad(format!(
+                    "edge {} ({}): anchor {} is neither the frozen root ({}) nor learned by any \
+                     edge, so {} is not connected to the root",
+                    i + 1,
+                    arrow(e),
+                    e.anchor,
+                    root.as_str(),
+                    e.learner
+                ));
+            }
+        }
+        for &(learner, _) in &parsed {
+            let mut path = vec![learner];
+            let mut at = learner;
+            while at != root {
+                at = parent[at.as_str()].0;
+                if path.contains(&at) {
+                    path.push(at);
+                    let cycle: Vec<&str> = path.iter().map(|m| m.as_str()).collect();
+                    return bad(format!(
+                        "the edges form a cycle ({}), which never reaches the frozen root {}",
+                        cycle.join("->"),
+                        root.as_str()
+                    ));
+                }
+                path.push(at);
+            }
+        }
+        // Nothing left over.
+        for name in file.encoders.keys() {
+            let m = modality(name, &format!("[encoders.{name}]"))?;
+            if !parent.contains_key(m.as_str()) {
+                return bad(format!(
+                    "[encoders.{name}] is set but no edge learns {name}: it would be disconnected"
+                ));
+            }
+        }
+        if !parsed.iter().any(|(_, a)| *a == root) {
+            return bad(format!(
+                "no edge binds to the frozen root {}: the tree is disconnected from it",
+                root.as_str()
+            ));
+        }
+        // Numbers.
+        file.optim.validate().map_err(PlanError::Invalid)?;
+        if !(0.0..1.0).contains(&file.data.holdout) {
+            return bad(format!(
+                "data.holdout {} must be in [0, 1)",
+                file.data.holdout
+            ));
+        }
+        if file.data.recordings.is_empty() {
+            return bad("data.recordings is empty: name at least one MCAP recording".into());
+        }
+        if file.data.pair_tolerance_ms.is_nan() || file.data.pair_tolerance_ms <= 0.0 {
+            return bad("data.pair_tolerance_ms must be positive".into());
+        }
+        // Edges in training order: breadth first from the root.
+        let mut order: Vec<usize> = Vec::new();
+        let mut frontier = vec![root];
+        while let Some(a) = frontier.pop() {
+            for (i, &(l, an)) in parsed.iter().enumerate() {
+                if an == a {
+                    order.push(i);
+                    frontier.insert(0, l);
+                }
+            }
+        }
+        let mut edges = Vec::new();
+        for i in order {
+            let e = &file.edges[i];
+            let (learner, anchor) = parsed[i];
+            let place = format!("edge {} ({})", i + 1, arrow(e));
+            let mut base = serde_json::to_value(
+                EncoderConfig::small(learner).expect("learners are never text"),
+            )
+            .expect("serialisable");
+            if let Some(over) = file.encoders.get(&e.learner) {
+                if over.contains_key("modality") {
+                    return bad(format!(
+                        "[encoders.{}]: `modality` comes from the table name",
+                        e.learner
+                    ));
+                }
+                merge(
+                    &mut base,
+                    serde_json::to_value(over).map_err(|x| PlanError::Invalid(x.to_string()))?,
+                );
+            }
+            let encoder: EncoderConfig = serde_json::from_value(base)
+                .map_err(|x| PlanError::Invalid(format!("[encoders.{}]: {x}", e.learner)))?;
+            encoder
+                .validate()
+                .map_err(|x| PlanError::Invalid(format!("[encoders.{}]: {x}", e.learner)))?;
+            let temperature = e.temperature.unwrap_or(default_temperature(learner));
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                return bad(format!(
+                    "{place}: temperature {temperature} must be positive"
+                ));
+            }
+            let steps = e.steps.unwrap_or(file.train.steps);
+            let batch = e.batch.unwrap_or(file.train.batch);
+            if steps == 0 {
+                return bad(format!("{place}: steps is 0"));
+            }
+            if batch < 2 {
+                return bad(format!(
+                    "{place}: batch {batch}: InfoNCE needs at least 2 pairs per batch"
+                ));
+            }
+            for a in &e.augment {
+                if !a.applies_to(learner) {
+                    let name = serde_json::to_value(a).expect("serialisable");
+                    return bad(format!(
+                        "{place}: augmentation {name} does not apply to {}",
+                        e.learner
+                    ));
+                }
+            }
+            edges.push(Edge {
+                learner,
+                anchor,
+                encoder,
+                temperature,
+                steps,
+                batch,
+                augment: e.augment.clone(),
+            });
+        }
+        Ok(Plan {
+            file,
+            root,
+            root_model,
+            edges,
+        })
+    }
+
+    /// One line per edge, in training order, for `plan check`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "space {}; frozen root {} ({}); {} edges, in training order:\n",
+            self.file.space,
+            self.root.as_str(),
+            self.root_model.model,
+            self.edges.len()
+        );
+        for e in &self.edges {
+            let c = &e.encoder;
+            s.push_str(&format!(
+                "  {}->{}: temperature {}, {} steps x batch {}, encoder dim {} depth {} heads {} \
+                 input {:?} patch {:?} ({} tokens){}\n",
+                e.learner.as_str(),
+                e.anchor.as_str(),
+                e.temperature,
+                e.steps,
+                e.batch,
+                c.dim,
+                c.depth,
+                c.heads,
+                c.input,
+                c.patch,
+                c.patches() + 1,
+                if c.bias_kv { ", k/v bias" } else { "" }
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: &str = "[data]\nrecordings = [\"r.mcap\"]\n";
+
+    fn plan(body: &str) -> Result<Plan, PlanError> {
+        Plan::parse(&format!("space = \"s\"\n{body}\n{DATA}"))
+    }
+
+    fn edge(l: &str, a: &str) -> String {
+        format!("[[edge]]\nlearner = \"{l}\"\nanchor = \"{a}\"\n")
+    }
+
+    fn err(body: &str) -> String {
+        plan(body).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn image_anchored_and_text_anchored_trees_validate() {
+        let body = format!(
+            "[frozen.text]\nmodel = \"text\"\n{}{}{}{}{}",
+            edge("audio", "vision"),
+            edge("vision", "text"),
+            edge("depth", "vision"),
+            edge("imu", "vision"),
+            edge("thermal", "vision")
+        );
+        let p = plan(&body).unwrap();
+        let order: Vec<&str> = p.edges.iter().map(|e| e.learner.as_str()).collect();
+        assert_eq!(order[0], "vision", "the anchor trains before its learners");
+        assert_eq!(p.edges.len(), 5);
+        assert_eq!(p.edges[1].temperature, 0.05); // audio: ImageBind's
+        let lb = format!(
+            "[frozen.text]\nmodel = \"text\"\n{}{}",
+            edge("vision", "text"),
+            edge("audio", "text")
+        );
+        assert_eq!(plan(&lb).unwrap().edges.len(), 2);
+        // A frozen image root (ImageBind's frozen CLIP image side).
+        let ib = format!(
+            "[frozen.vision]\nmodel = \"zoo/img.onnx\"\n{}",
+            edge("audio", "vision")
+        );
+        assert_eq!(plan(&ib).unwrap().root, ContractModality::Vision);
+    }
+
+    #[test]
+    fn encoder_overrides_merge_onto_the_small_default() {
+        let p = plan(&format!(
+            "[frozen.text]\nmodel = \"text\"\n{}[encoders.vision]\ndepth = 2\n",
+            edge("vision", "text")
+        ))
+        .unwrap();
+        assert_eq!(p.edges[0].encoder.depth, 2);
+        assert_eq!(p.edges[0].encoder.input, vec![3, 2, 64, 64]);
+        let e = err(&format!(
+            "[frozen.text]\nmodel = \"text\"\n{}[encoders.vision]\ndepht = 2\n",
+            edge("vision", "text")
+        ));
+        assert!(
+            e.contains("[encoders.vision]") && e.contains("depht"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[frozen.text]\nmodel = \"text\"\n{}[encoders.vision]\nheads = 5\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("multiple of heads 5"), "{e}");
+    }
+
+    #[test]
+    fn non_trees_are_refused_with_the_reason() {
+        let root = "[frozen.text]\nmodel = \"text\"\n";
+        let e = err(&edge("vision", "text"));
+        assert!(e.contains("no frozen root"), "{e}");
+        let e = err(&format!(
+            "{root}[frozen.vision]\nmodel = \"v.onnx\"\n{}",
+            edge("audio", "vision")
+        ));
+        assert!(e.contains("2 frozen roots (text, vision)"), "{e}");
+        let e = err(&format!(
+            "{root}{}{}",
+            edge("vision", "text"),
+            edge("vision", "audio")
+        ));
+        assert!(e.contains("vision already binds to text in edge 1"), "{e}");
+        let e = err(&format!(
+            "{root}{}{}{}",
+            edge("vision", "text"),
+            edge("audio", "depth"),
+            edge("depth", "audio")
+        ));
+        assert!(e.contains("cycle (audio->depth->audio)"), "{e}");
+        let e = err(&format!(
+            "{root}{}{}",
+            edge("vision", "text"),
+            edge("audio", "depth")
+        ));
+        assert!(
+            e.contains("anchor depth is neither the frozen root (text) nor learned by any edge"),
+            "{e}"
+        );
+        let e = err(&format!("{root}{}", edge("sonar", "text")));
+        assert!(e.contains("unknown modality `sonar`"), "{e}");
+        let e = err(&format!("{root}{}", edge("text", "vision")));
+        assert!(e.contains("text cannot learn"), "{e}");
+        let e = err(&format!("{root}{}", edge("vision", "vision")));
+        assert!(e.contains("binds to itself"), "{e}");
+        let e = err(&format!(
+            "{root}{}[encoders.thermal]\ndim = 64\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("no edge learns thermal"), "{e}");
+        let e = err(&format!(
+            "[frozen.vision]\nmodel = \"v.onnx\"\n{}{}",
+            edge("audio", "depth"),
+            edge("depth", "audio")
+        ));
+        assert!(e.contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn bad_numbers_and_augmentations_are_refused() {
+        let root = "[frozen.text]\nmodel = \"text\"\n";
+        let e = err(&format!(
+            "{root}{}temperature = 0.0\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("temperature 0 must be positive"), "{e}");
+        let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
+        assert!(e.contains("at least 2 pairs"), "{e}");
+        let e = err(&format!(
+            "{root}{}augment = [\"spec-mask\"]\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("\"spec-mask\" does not apply to vision"), "{e}");
+        let e = err(&format!(
+            "{root}{}[optim]\nbetas = [0.9, 1.5]\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("optim.betas"), "{e}");
+        let e = Plan::parse("space = \"s\"\n[frozen.text]\nmodel = \"text\"\n").unwrap_err();
+        assert!(e.to_string().contains("data"), "{e}");
+    }
+}
