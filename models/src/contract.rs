@@ -289,7 +289,7 @@ impl Contract {
         let mut base = serde_json::to_value(Contract::imagebind(modality)).expect("serialisable");
         let over =
             serde_json::to_value(&overrides).map_err(|e| ContractError::Parse(e.to_string()))?;
-        merge(&mut base, over);
+        merge_json(&mut base, over);
         let c: Contract =
             serde_json::from_value(base).map_err(|e| ContractError::Parse(e.to_string()))?;
         c.validate()?;
@@ -407,12 +407,14 @@ impl Contract {
     }
 }
 
-fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+/// Deep-merges `over` onto `base`: objects key by key, anything else replaced
+/// (how a sidecar contract, or a training plan's override, applies to defaults).
+pub fn merge_json(base: &mut serde_json::Value, over: serde_json::Value) {
     match (base, over) {
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
+                    Some(slot) => merge_json(slot, v),
                     None => {
                         b.insert(k, v);
                     }

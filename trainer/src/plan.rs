@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use edgebind_models::contract::ContractModality;
+use edgebind_models::contract::{ContractModality, merge_json as merge};
 use serde::{Deserialize, Serialize};
 
 use crate::model::EncoderConfig;
@@ -258,22 +258,6 @@ fn modality(name: &str, place: &str) -> Result<ContractModality, PlanError> {
 
 fn arrow(e: &EdgeSpec) -> String {
     format!("{}->{}", e.learner, e.anchor)
-}
-
-fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
-    match (base, over) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
 }
 
 impl Plan {
