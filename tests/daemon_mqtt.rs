@@ -67,12 +67,16 @@ struct Mosquitto {
 
 impl Mosquitto {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "allow_anonymous true\n")
+    }
+
+    fn start_with(dir: &Path, auth: &str) -> Self {
         let port = free_port();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
+                "listener {port} 127.0.0.1\n{auth}persistence true\npersistence_location {}/\nautosave_interval 1\n",
                 dir.display()
             ),
         )
@@ -142,7 +146,14 @@ struct Sub {
 
 impl Sub {
     fn new(port: u16, id: &str, topics: &[&str]) -> Self {
+        Self::login(port, id, topics, None)
+    }
+
+    fn login(port: u16, id: &str, topics: &[&str], user: Option<(&str, &str)>) -> Self {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((u, p)) = user {
+            o.set_credentials(u, p);
+        }
         o.set_clean_session(false);
         o.set_keep_alive(Duration::from_secs(5));
         // Room for the oversized command of the control-plane test.
@@ -745,4 +756,70 @@ fn control_plane_adds_lists_removes_and_refuses_bad_commands() {
         serde_json::from_slice(&std::fs::read(dir.join("state/concepts.json")).unwrap()).unwrap();
     assert_eq!(overlay["removed"], json!(["cat"]));
     assert_eq!(overlay["added"][0]["name"], "coffee");
+}
+
+#[test]
+fn username_and_password_are_used_and_a_refusal_keeps_events_in_the_outbox() {
+    let dir = tmpdir("auth");
+    let rec = photos(&dir);
+    let pw = dir.join("passwords");
+    let ok = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&pw)
+        .args(["edge", "s3cret"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let broker = Mosquitto::start_with(
+        &dir,
+        &format!("allow_anonymous false\npassword_file {}\n", pw.display()),
+    );
+    let sub = Sub::login(
+        broker.port,
+        "sub-auth",
+        &["edgebind/cam5/events"],
+        Some(("edge", "s3cret")),
+    );
+    let with_login = |device: &str, password: &str| {
+        let cfg = config(&dir, &rec, "fast", device, CONCEPTS);
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "[health]",
+            &format!("[broker]\nusername = \"edge\"\npassword = \"{password}\"\n[health]"),
+        );
+        let text = text.replace(
+            &dir.join("state").display().to_string(),
+            &dir.join(format!("state-{device}")).display().to_string(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    // The right password: the events arrive.
+    let mut d = daemon(
+        &with_login("cam5", "s3cret"),
+        &broker.url(),
+        &["--exit-at-end"],
+    );
+    assert!(d.wait().unwrap().success());
+    sub.wait_for("4 events", Duration::from_secs(10), |s| {
+        s.events().len() >= 4
+    });
+    assert_eq!(
+        sub.events().iter().map(summary).collect::<Vec<_>>(),
+        expected_cat_coffee()
+    );
+    // A wrong password: refused, retried, and the 4 messages stay on disk.
+    let out = Command::new(edgebind_bin())
+        .args(["run", "--exit-at-end", "--drain-timeout", "2", "--config"])
+        .arg(with_login("cam6", "wrong"))
+        .args(["--broker", &broker.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+    assert!(err.contains("4 event message(s) not acknowledged"), "{err}");
+    let left = std::fs::read_dir(dir.join("state-cam6/outbox"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 4);
 }
