@@ -100,12 +100,24 @@ pub trait SensorAdapter: Send {
     fn streams(&self) -> Vec<StreamInfo>;
     /// Starts the thread.
     fn start(&mut self, outputs: Vec<SampleProducer>) -> Result<(), SensorError>;
+    /// The thread runner every adapter keeps (behind the defaults below).
+    fn thread(&self) -> &AdapterThread;
+    /// The same, mutably.
+    fn thread_mut(&mut self) -> &mut AdapterThread;
     /// Stops the thread and waits for it; keeps the producers for a restart.
-    fn stop(&mut self) -> Result<(), SensorError>;
+    fn stop(&mut self) -> Result<(), SensorError> {
+        self.thread_mut().stop()
+    }
     /// Current health.
-    fn health(&self) -> Health;
-    /// Stops and starts again on the same rings (after a device error).
-    fn reconnect(&mut self) -> Result<(), SensorError>;
+    fn health(&self) -> Health {
+        self.thread().health()
+    }
+    /// Stops and starts again on the same rings (after a device error; a
+    /// replay starts again from the beginning of its file).
+    fn reconnect(&mut self) -> Result<(), SensorError> {
+        let outs = self.thread_mut().stop_for_restart()?;
+        self.start(outs)
+    }
 }
 
 /// Shared state between an adapter handle and its thread; the pieces every

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Pace, sleep_until, wait_for_room};
 use crate::adapter::{
-    AdapterCore, AdapterThread, Health, SampleProducer, SensorAdapter, SensorError, SensorState,
-    StreamInfo,
+    AdapterCore, AdapterThread, SampleProducer, SensorAdapter, SensorError, SensorState, StreamInfo,
 };
 use crate::modality::Modality;
 use crate::recording::{McapReader, RecordingError, decode_sample, inspect};
@@ -123,17 +122,11 @@ impl SensorAdapter for ReplayAdapter {
         })
     }
 
-    fn stop(&mut self) -> Result<(), SensorError> {
-        self.thread.stop()
+    fn thread(&self) -> &AdapterThread {
+        &self.thread
     }
 
-    fn health(&self) -> Health {
-        self.thread.health()
-    }
-
-    fn reconnect(&mut self) -> Result<(), SensorError> {
-        // A replay restarts from the beginning of the file.
-        let outs = self.thread.stop_for_restart()?;
-        self.start(outs)
+    fn thread_mut(&mut self) -> &mut AdapterThread {
+        &mut self.thread
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Pace, sleep_until, wait_for_room};
 use crate::adapter::{
-    AdapterThread, Health, SampleProducer, SensorAdapter, SensorError, SensorState, StreamInfo,
+    AdapterThread, SampleProducer, SensorAdapter, SensorError, SensorState, StreamInfo,
 };
 use crate::modality::Modality;
 use crate::sim::{SimConfig, SimConfigError, SimWorld};
@@ -118,17 +118,12 @@ impl SensorAdapter for SimAdapter {
         })
     }
 
-    fn stop(&mut self) -> Result<(), SensorError> {
-        self.thread.stop()
+    fn thread(&self) -> &AdapterThread {
+        &self.thread
     }
 
-    fn health(&self) -> Health {
-        self.thread.health()
-    }
-
-    fn reconnect(&mut self) -> Result<(), SensorError> {
-        let outs = self.thread.stop_for_restart()?;
-        self.start(outs)
+    fn thread_mut(&mut self) -> &mut AdapterThread {
+        &mut self.thread
     }
 }
 

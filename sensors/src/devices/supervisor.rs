@@ -27,8 +27,7 @@ use serde::Serialize;
 use super::backoff::Backoff;
 use super::config::ReconnectConfig;
 use crate::adapter::{
-    AdapterCore, AdapterThread, Health, SampleProducer, SensorAdapter, SensorError, SensorState,
-    StreamInfo,
+    AdapterCore, AdapterThread, SampleProducer, SensorAdapter, SensorError, SensorState, StreamInfo,
 };
 
 /// An error of a device: what failed, in words for the status line.
@@ -288,17 +287,12 @@ impl<S: DeviceSource> SensorAdapter for SupervisedAdapter<S> {
         })
     }
 
-    fn stop(&mut self) -> Result<(), SensorError> {
-        self.thread.stop()
+    fn thread(&self) -> &AdapterThread {
+        &self.thread
     }
 
-    fn health(&self) -> Health {
-        self.thread.health()
-    }
-
-    fn reconnect(&mut self) -> Result<(), SensorError> {
-        let outs = self.thread.stop_for_restart()?;
-        self.start(outs)
+    fn thread_mut(&mut self) -> &mut AdapterThread {
+        &mut self.thread
     }
 }
 
