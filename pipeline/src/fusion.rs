@@ -2,21 +2,21 @@
 //! time grid, then combined the ImageBind way (L2-normalise, weight, sum,
 //! normalise).
 //!
-//! Every modality's windows end on multiples of its hop (see
-//! `edgebind_sensors::window`), so a moment at grid time `t` takes, per
-//! modality, the newest embedding whose window ended in `(t - hop_m, t]`. A
-//! moment is emitted once every expected modality has delivered an embedding
-//! ending at or after `t` (nothing for `t` can still come), or once any
-//! modality is `lateness` past `t` (a dead sensor or a dropping encoder delays
-//! moments by at most `lateness`, never stalls them). Moments with no
-//! embedding at all are not emitted.
+//! The grouping is the sensor layer's `MomentAligner`, applied to embeddings:
+//! a moment at grid time `t` takes, per modality, the newest embedding whose
+//! window ended in `(t - hop_m, t]`; it is emitted once every expected modality
+//! has delivered an embedding ending at or after `t`, or once any modality is
+//! `lateness` past `t` (a dead sensor or a dropping encoder delays moments by
+//! at most `lateness`, never stalls them). Moments with no embedding at all
+//! are not emitted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use edgebind_models::space::{Embedding, SpaceError};
 use edgebind_sensors::Modality;
+use edgebind_sensors::moment::{Moment, MomentAligner, Timed};
 
 use crate::concepts::Instant2;
 
@@ -91,106 +91,71 @@ impl FusedMoment {
     }
 }
 
-/// Groups embeddings into moments.
+impl Timed for Embedded {
+    fn modality(&self) -> Modality {
+        self.modality
+    }
+    fn t_end(&self) -> u64 {
+        self.t_end
+    }
+}
+
+/// Groups embeddings into moments: the sensor layer's [`MomentAligner`] over
+/// embeddings, with each modality's hop as its max age.
 #[derive(Debug)]
 pub struct Fusion {
-    expected: Vec<Modality>,
-    hop_ns: u64,
-    max_age_ns: [u64; 5],
-    lateness_ns: u64,
-    recent: [VecDeque<Embedded>; 5],
-    seen_end: [Option<u64>; 5],
-    next_t: Option<u64>,
+    aligner: MomentAligner<Embedded>,
+    moments: Vec<Moment<Embedded>>,
 }
 
 impl Fusion {
     /// Moments of `expected` modalities (with their hops, ns); `lateness_ns` as above.
     pub fn new(expected: &[(Modality, u64)], lateness_ns: u64) -> Self {
         let hop_ns = expected.iter().map(|(_, h)| *h).min().unwrap_or(1).max(1);
-        let mut max_age_ns = [hop_ns; 5];
+        let mods: Vec<Modality> = expected.iter().map(|(m, _)| *m).collect();
+        let mut aligner = MomentAligner::new(&mods, hop_ns, hop_ns, lateness_ns);
         for (m, h) in expected {
-            max_age_ns[m.index()] = (*h).max(hop_ns);
+            aligner = aligner.with_max_age(*m, (*h).max(hop_ns));
         }
-        let mut e: Vec<Modality> = expected.iter().map(|(m, _)| *m).collect();
-        e.sort();
-        e.dedup();
         Fusion {
-            expected: e,
-            hop_ns,
-            max_age_ns,
-            lateness_ns,
-            recent: Default::default(),
-            seen_end: [None; 5],
-            next_t: None,
+            aligner,
+            moments: Vec::new(),
         }
     }
 
     /// Adds an embedding (in time order per modality); completed moments go to `out`.
     pub fn push(&mut self, e: Embedded, out: &mut Vec<FusedMoment>) {
-        let i = e.modality.index();
-        if self.next_t.is_none() {
-            self.next_t = Some(e.t_end.div_ceil(self.hop_ns) * self.hop_ns);
-        }
-        self.seen_end[i] = Some(self.seen_end[i].map_or(e.t_end, |s| s.max(e.t_end)));
-        self.recent[i].push_back(e);
-        self.emit(false, out);
+        self.aligner.push(e, &mut self.moments);
+        self.convert(out);
     }
 
     /// End of input: emits every moment up to the newest embedding.
     pub fn finish(&mut self, out: &mut Vec<FusedMoment>) {
-        self.emit(true, out);
+        self.aligner.finish(&mut self.moments);
+        self.convert(out);
     }
 
-    fn emit(&mut self, flush: bool, out: &mut Vec<FusedMoment>) {
-        let Some(mut t) = self.next_t else { return };
-        let watermark = self.seen_end.iter().flatten().copied().max().unwrap_or(0);
-        // After a long gap, jump to the oldest embedding still held.
-        if watermark > t + 1000 * self.hop_ns
-            && let Some(oldest) = self
-                .recent
+    fn convert(&mut self, out: &mut Vec<FusedMoment>) {
+        for m in self.moments.drain(..) {
+            let t = m.t;
+            let parts: Vec<Embedded> = m.windows.iter().map(|p| (**p).clone()).collect();
+            let newest = parts
                 .iter()
-                .filter_map(|q| q.front())
-                .map(|e| e.t_end)
-                .min()
-        {
-            t = t.max(oldest.div_ceil(self.hop_ns) * self.hop_ns);
+                .max_by_key(|p| p.t_end)
+                .expect("moments are never empty");
+            let wall = newest.wall_end_ns + (t - newest.t_end);
+            let emitted = parts.iter().map(|p| p.emitted).max().expect("non-empty");
+            let start = parts.iter().map(|p| p.t_start).min().expect("non-empty");
+            out.push(FusedMoment {
+                t: Instant2 {
+                    mono_ns: t,
+                    wall_ns: wall,
+                },
+                window: [start, t],
+                parts,
+                emitted,
+            });
         }
-        loop {
-            let all_past = self
-                .expected
-                .iter()
-                .all(|m| self.seen_end[m.index()].is_some_and(|e| e >= t));
-            let ready = all_past || watermark >= t + self.lateness_ns || (flush && t <= watermark);
-            if !ready {
-                break;
-            }
-            let mut parts = Vec::new();
-            for (i, q) in self.recent.iter_mut().enumerate() {
-                let age = self.max_age_ns[i];
-                while q.front().is_some_and(|e| e.t_end + age <= t) {
-                    q.pop_front();
-                }
-                if let Some(e) = q.iter().rev().find(|e| e.t_end <= t) {
-                    parts.push(e.clone());
-                }
-            }
-            if let Some(newest) = parts.iter().max_by_key(|p| p.t_end) {
-                let wall = newest.wall_end_ns + (t - newest.t_end);
-                let emitted = parts.iter().map(|p| p.emitted).max().expect("non-empty");
-                let start = parts.iter().map(|p| p.t_start).min().expect("non-empty");
-                out.push(FusedMoment {
-                    t: Instant2 {
-                        mono_ns: t,
-                        wall_ns: wall,
-                    },
-                    window: [start, t],
-                    parts,
-                    emitted,
-                });
-            }
-            t += self.hop_ns;
-        }
-        self.next_t = Some(t);
     }
 }
 

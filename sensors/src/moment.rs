@@ -13,42 +13,63 @@ use std::sync::Arc;
 use crate::modality::Modality;
 use crate::window::Window;
 
-/// Windows of several modalities for one instant.
-#[derive(Debug, Clone)]
-pub struct Moment {
-    /// The grid instant (monotonic ns) the moment stands for.
-    pub t: u64,
-    /// At most one window per modality, in [`Modality::ALL`] order.
-    pub windows: Vec<Arc<Window>>,
+/// Anything the aligner can group: a modality and the end of the span it covers.
+/// Windows are; so are the embeddings a daemon makes of them.
+pub trait Timed {
+    /// Its modality.
+    fn modality(&self) -> Modality;
+    /// End of its span (monotonic ns, on the window grid).
+    fn t_end(&self) -> u64;
 }
 
-impl Moment {
-    /// The window of modality `m`, if present.
-    pub fn window(&self, m: Modality) -> Option<&Window> {
-        self.windows.iter().find(|w| w.modality == m).map(|w| &**w)
+impl Timed for Window {
+    fn modality(&self) -> Modality {
+        self.modality
+    }
+    fn t_end(&self) -> u64 {
+        self.t_end
+    }
+}
+
+/// Items (windows by default) of several modalities for one instant.
+#[derive(Debug, Clone)]
+pub struct Moment<T = Window> {
+    /// The grid instant (monotonic ns) the moment stands for.
+    pub t: u64,
+    /// At most one item per modality, in [`Modality::ALL`] order.
+    pub windows: Vec<Arc<T>>,
+}
+
+impl<T: Timed> Moment<T> {
+    /// The item of modality `m`, if present.
+    pub fn window(&self, m: Modality) -> Option<&T> {
+        self.windows
+            .iter()
+            .find(|w| w.modality() == m)
+            .map(|w| &**w)
     }
 
     /// Modalities present.
     pub fn modalities(&self) -> Vec<Modality> {
-        self.windows.iter().map(|w| w.modality).collect()
+        self.windows.iter().map(|w| w.modality()).collect()
     }
 }
 
-/// Groups windows into moments on a grid of `hop_ns`.
+/// Groups items into moments on a grid of `hop_ns`.
 #[derive(Debug)]
-pub struct MomentAligner {
+pub struct MomentAligner<T = Window> {
     hop_ns: u64,
-    max_age_ns: u64,
+    max_age_ns: [u64; 5],
     lateness_ns: u64,
     expected: Vec<Modality>,
-    recent: [VecDeque<Arc<Window>>; 5],
-    /// Latest window end seen per modality.
+    recent: [VecDeque<Arc<T>>; 5],
+    /// Latest end seen per modality.
     seen_end: [Option<u64>; 5],
     next_t: Option<u64>,
 }
 
-impl MomentAligner {
-    /// Moments every `hop_ns`, from the `expected` modalities; a window belongs to
+impl<T: Timed> MomentAligner<T> {
+    /// Moments every `hop_ns`, from the `expected` modalities; an item belongs to
     /// a moment at `t` if it ends in `(t - max_age_ns, t]`; a moment is emitted at
     /// the latest when some stream is `lateness_ns` past it.
     pub fn new(expected: &[Modality], hop_ns: u64, max_age_ns: u64, lateness_ns: u64) -> Self {
@@ -57,7 +78,7 @@ impl MomentAligner {
         expected.dedup();
         MomentAligner {
             hop_ns: hop_ns.max(1),
-            max_age_ns: max_age_ns.max(1),
+            max_age_ns: [max_age_ns.max(1); 5],
             lateness_ns,
             expected,
             recent: Default::default(),
@@ -66,27 +87,46 @@ impl MomentAligner {
         }
     }
 
-    /// Adds a window (windows of one modality must come in time order); moments
+    /// Sets the max age of one modality (a stream with a longer hop serves
+    /// moments for as long as its hop).
+    pub fn with_max_age(mut self, m: Modality, max_age_ns: u64) -> Self {
+        self.max_age_ns[m.index()] = max_age_ns.max(1);
+        self
+    }
+
+    /// Adds an item (items of one modality must come in time order); moments
     /// that became complete are appended to `out`.
-    pub fn push(&mut self, window: Window, out: &mut Vec<Moment>) {
-        let i = window.modality.index();
-        let end = window.t_end;
+    pub fn push(&mut self, item: T, out: &mut Vec<Moment<T>>) {
+        let i = item.modality().index();
+        let end = item.t_end();
         if self.next_t.is_none() {
             self.next_t = Some(end.div_ceil(self.hop_ns) * self.hop_ns);
         }
         self.seen_end[i] = Some(self.seen_end[i].map_or(end, |e| e.max(end)));
-        self.recent[i].push_back(Arc::new(window));
+        self.recent[i].push_back(Arc::new(item));
         self.emit(false, out);
     }
 
-    /// End of input: emits every moment up to the latest window.
-    pub fn finish(&mut self, out: &mut Vec<Moment>) {
+    /// End of input: emits every moment up to the latest item.
+    pub fn finish(&mut self, out: &mut Vec<Moment<T>>) {
         self.emit(true, out);
     }
 
-    fn emit(&mut self, flush: bool, out: &mut Vec<Moment>) {
+    fn emit(&mut self, flush: bool, out: &mut Vec<Moment<T>>) {
         let Some(mut t) = self.next_t else { return };
         let watermark = self.seen_end.iter().flatten().copied().max().unwrap_or(0);
+        // After a long gap, jump to the oldest item still held: the moments
+        // before it would be empty anyway.
+        if watermark > t + 1000 * self.hop_ns
+            && let Some(oldest) = self
+                .recent
+                .iter()
+                .filter_map(|q| q.front())
+                .map(|w| w.t_end())
+                .min()
+        {
+            t = t.max(oldest.div_ceil(self.hop_ns) * self.hop_ns);
+        }
         loop {
             let all_past = self
                 .expected
@@ -99,11 +139,12 @@ impl MomentAligner {
             }
             let mut windows = Vec::new();
             for m in Modality::ALL {
+                let age = self.max_age_ns[m.index()];
                 let q = &self.recent[m.index()];
                 if let Some(w) = q
                     .iter()
                     .rev()
-                    .find(|w| w.t_end <= t && w.t_end + self.max_age_ns > t)
+                    .find(|w| w.t_end() <= t && w.t_end() + age > t)
                 {
                     windows.push(w.clone());
                 }
@@ -112,9 +153,9 @@ impl MomentAligner {
                 out.push(Moment { t, windows });
             }
             t += self.hop_ns;
-            // Drop windows too old for any future moment.
-            for q in self.recent.iter_mut() {
-                while q.front().is_some_and(|w| w.t_end + self.max_age_ns <= t) {
+            // Drop items too old for any future moment.
+            for (q, age) in self.recent.iter_mut().zip(self.max_age_ns) {
+                while q.front().is_some_and(|w| w.t_end() + age <= t) {
                     q.pop_front();
                 }
             }
