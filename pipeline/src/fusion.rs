@@ -20,6 +20,9 @@ use edgebind_sensors::moment::{Moment, MomentAligner, Timed};
 
 use crate::concepts::Instant2;
 
+/// A fused embedding and the modalities it was made of.
+pub type Fused = (Embedding, Vec<Modality>);
+
 /// One window's embedding.
 #[derive(Debug, Clone)]
 pub struct Embedded {
@@ -62,7 +65,7 @@ impl FusedMoment {
         &self,
         weights: &BTreeMap<Modality, f32>,
         keep: impl Fn(Modality) -> bool,
-    ) -> Result<Option<(Embedding, Vec<Modality>)>, SpaceError> {
+    ) -> Result<Option<Fused>, SpaceError> {
         let parts: Vec<(f32, &Embedding)> = self
             .parts
             .iter()

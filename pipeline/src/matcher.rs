@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::concepts::{Concept, ConceptSpec, EndReason, EventMsg, Instant2, MomentScore, Watch};
-use crate::fusion::{Embedded, FusedMoment, Fusion};
+use crate::fusion::{Embedded, Fused, FusedMoment, Fusion};
 use crate::history::{History, Record};
 use crate::mqtt::Ctl;
 use crate::outbox::Outbox;
@@ -183,24 +183,34 @@ impl Matcher {
         self.stats.moments.fetch_add(1, Ordering::AcqRel);
         self.last_t = Some(m.t);
         let all = m.fuse(&self.weights, |_| true).map_err(|e| e.to_string())?;
+        // One fused embedding per distinct watch list in this moment, however
+        // many concepts share it.
+        let mut by_watch: Vec<(Vec<Modality>, Option<Fused>)> = Vec::new();
+        for c in &self.concepts {
+            if let Watch::Modalities(w) = &c.spec.watch
+                && !by_watch.iter().any(|(k, _)| k == w)
+            {
+                let f = m
+                    .fuse(&self.weights, |x| w.contains(&x))
+                    .map_err(|e| e.to_string())?;
+                by_watch.push((w.clone(), f));
+            }
+        }
         let mut msgs = Vec::new();
         for c in &mut self.concepts {
-            let (emb, mods) = match &c.spec.watch {
-                Watch::Fused => match &all {
-                    Some((e, mods)) => (Some(e.clone()), mods.clone()),
-                    None => (None, vec![]),
-                },
-                Watch::Modalities(w) => match m
-                    .fuse(&self.weights, |x| w.contains(&x))
-                    .map_err(|e| e.to_string())?
-                {
-                    Some((e, mods)) => (Some(e), mods),
-                    None => (None, vec![]),
-                },
+            let fused = match &c.spec.watch {
+                Watch::Fused => all.as_ref(),
+                Watch::Modalities(w) => by_watch
+                    .iter()
+                    .find(|(k, _)| k == w)
+                    .and_then(|(_, f)| f.as_ref()),
             };
-            let score = match emb {
-                Some(e) => Some(c.embedding.cosine(&e).map_err(|e| e.to_string())?),
-                None => None,
+            let (score, mods) = match fused {
+                Some((e, mods)) => (
+                    Some(c.embedding.cosine(e).map_err(|e| e.to_string())?),
+                    mods.clone(),
+                ),
+                None => (None, vec![]),
             };
             let ms = MomentScore {
                 t: m.t,
