@@ -366,6 +366,9 @@ fn embed_example(
     Embedding::fuse(&parts).map_err(|x| err(x.to_string()))
 }
 
+/// A space's name and dimension.
+type SpaceOf = (Arc<str>, usize);
+
 type Loaded = BTreeMap<Modality, (Box<dyn Encoder>, Preprocessor, EncoderConfig)>;
 
 /// The embedding of every concept (text, vector or example).
@@ -414,33 +417,50 @@ fn text_tower(cfg: &Config, needed: bool) -> Result<Option<TextTower>, String> {
     }
 }
 
-/// Checks a config as deeply as possible without starting anything: models
-/// load and match their modality and space, concepts embed. Returns a summary.
-pub fn check(cfg: &Config) -> Result<String, String> {
-    let mut spaces = BTreeMap::new();
-    let mut loaded: Loaded = BTreeMap::new();
+/// Loads every encoder with its preprocessing (the device rig's depth
+/// intrinsics applied) and checks they share one space; returns the space's
+/// name and dimension (none without encoders).
+fn load_models(cfg: &Config) -> Result<(Loaded, Option<SpaceOf>), String> {
+    let mut encoders: Loaded = BTreeMap::new();
     for (m, ec) in &cfg.encoders {
         let enc = load_encoder(*m, ec)?;
         let spec = crate::devices::depth_preprocess(cfg, &enc.contract().preprocess);
         let pre = Preprocessor::new(&spec).map_err(|e| format!("encoders.{m}: {e}"))?;
-        spaces.insert(*m, enc.contract().space.clone());
-        loaded.insert(*m, (enc, pre, ec.clone()));
+        encoders.insert(*m, (enc, pre, ec.clone()));
     }
-    let mut names: Vec<&String> = spaces.values().collect();
-    names.dedup();
-    if names.len() > 1 {
-        return Err(format!(
-            "encoders live in different spaces ({spaces:?}); they can never be fused or matched"
-        ));
+    let mut space: Option<SpaceOf> = None;
+    for (m, (enc, _, _)) in &encoders {
+        let c = enc.contract();
+        match &space {
+            None => space = Some((Arc::from(c.space.as_str()), c.output.dim)),
+            Some((s, _)) if **s != *c.space => {
+                return Err(format!(
+                    "encoders.{m}: space `{}` differs from the other encoders' `{s}`; they can never be fused",
+                    c.space
+                ));
+            }
+            _ => {}
+        }
     }
+    Ok((encoders, space))
+}
+
+/// The space concepts live in: the encoders', else the text tower's.
+fn concept_space(space: Option<&SpaceOf>, text: Option<&TextTower>) -> Arc<str> {
+    match (space, text) {
+        (Some((s, _)), _) => s.clone(),
+        (None, Some(t)) => t.space().clone(),
+        (None, None) => Arc::from("none"),
+    }
+}
+
+/// Checks a config as deeply as possible without starting anything: models
+/// load and match their modality and space, concepts embed. Returns a summary.
+pub fn check(cfg: &Config) -> Result<String, String> {
+    let (mut loaded, space) = load_models(cfg)?;
     let specs = cfg.concept_specs();
-    let needs_text = specs.iter().any(|c| c.text.is_some());
-    let text = text_tower(cfg, needs_text)?;
-    let space: Arc<str> = names
-        .first()
-        .map(|s| Arc::from(s.as_str()))
-        .or_else(|| text.as_ref().map(|t| t.space().clone()))
-        .unwrap_or_else(|| Arc::from("none"));
+    let text = text_tower(cfg, specs.iter().any(|c| c.text.is_some()))?;
+    let space = concept_space(space.as_ref(), text.as_ref());
     concept_embeddings(cfg, &specs, &mut loaded, text.as_ref(), &space)?;
     Ok(format!(
         "ok: device `{}`, rig {:?}, {} encoder(s) in space `{space}`, {} concept(s)",
@@ -455,27 +475,7 @@ pub fn check(cfg: &Config) -> Result<String, String> {
 pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let t0 = Instant::now();
     // Models first: a bad model file fails before anything starts.
-    let mut encoders: Loaded = BTreeMap::new();
-    for (m, ec) in &cfg.encoders {
-        let enc = load_encoder(*m, ec)?;
-        let spec = crate::devices::depth_preprocess(&cfg, &enc.contract().preprocess);
-        let pre = Preprocessor::new(&spec).map_err(|e| format!("encoders.{m}: {e}"))?;
-        encoders.insert(*m, (enc, pre, ec.clone()));
-    }
-    let mut space: Option<(Arc<str>, usize)> = None;
-    for (m, (enc, _, _)) in &encoders {
-        let c = enc.contract();
-        match &space {
-            None => space = Some((Arc::from(c.space.as_str()), c.output.dim)),
-            Some((s, _)) if **s != *c.space => {
-                return Err(format!(
-                    "encoders.{m}: space `{}` differs from the other encoders' `{s}`; they can never be fused",
-                    c.space
-                ));
-            }
-            _ => {}
-        }
-    }
+    let (mut encoders, space) = load_models(&cfg)?;
     std::fs::create_dir_all(&cfg.state.dir)
         .map_err(|e| format!("state.dir {}: {e}", cfg.state.dir.display()))?;
     let overlay_path = cfg.state.dir.join("concepts.json");
@@ -483,14 +483,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let config_concepts = cfg.concept_specs();
     let specs = overlay.apply(&config_concepts);
     let text = text_tower(&cfg, specs.iter().any(|c| c.text.is_some()))?;
-    let (space, dim) = match space {
-        Some((s, d)) => (s, Some(d)),
-        None => (
-            text.as_ref()
-                .map_or_else(|| Arc::from("none"), |t| t.space().clone()),
-            None,
-        ),
-    };
+    let dim = space.as_ref().map(|(_, d)| *d);
+    let space = concept_space(space.as_ref(), text.as_ref());
     let embeddings = concept_embeddings(&cfg, &specs, &mut encoders, text.as_ref(), &space)?;
     let concepts: Vec<_> = specs
         .into_iter()

@@ -35,13 +35,19 @@ impl Latencies {
 
     /// Quantile `q` in [0, 1] of the kept values (nearest rank).
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.ring.is_empty() {
-            return None;
-        }
+        self.quantiles(&[q]).pop().flatten()
+    }
+
+    /// Several quantiles from one sort of the kept values.
+    pub fn quantiles(&self, qs: &[f64]) -> Vec<Option<f64>> {
         let mut v: Vec<f64> = self.ring.iter().copied().collect();
         v.sort_by(f64::total_cmp);
-        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-        Some(v[rank - 1])
+        qs.iter()
+            .map(|q| {
+                (!v.is_empty())
+                    .then(|| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1])
+            })
+            .collect()
     }
 
     /// Values recorded since start.
@@ -50,11 +56,12 @@ impl Latencies {
     }
 
     fn summary(&self) -> Value {
+        let q = self.quantiles(&[0.5, 0.99, 1.0]);
         json!({
             "count": self.count,
-            "p50_ms": self.quantile(0.5),
-            "p99_ms": self.quantile(0.99),
-            "max_ms": self.quantile(1.0),
+            "p50_ms": q[0],
+            "p99_ms": q[1],
+            "max_ms": q[2],
         })
     }
 }
