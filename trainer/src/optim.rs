@@ -141,7 +141,10 @@ impl AdamW {
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
         for (i, (p, g)) in params.iter().zip(gs).enumerate() {
             let Some(g) = g else { continue };
-            let g = (g * scale)?;
+            // Detached: gradients carry their backward graph (which holds the
+            // forward activations); moments built on them would chain every
+            // step's graph to the next and never free it.
+            let g = (g.detach() * scale)?;
             self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + self.cfg.eps)?)?;
@@ -151,7 +154,7 @@ impl AdamW {
             } else {
                 theta.clone()
             };
-            p.var.set(&(decayed - (update * lr)?)?)?;
+            p.var.set(&(decayed - (update * lr)?)?.detach())?;
         }
         self.step += 1;
         Ok(StepStats { lr, grad_norm })
