@@ -35,7 +35,7 @@ pub const CONTRACT_VERSION: u32 = 1;
 pub const IMAGEBIND_SPACE: &str = "imagebind-huge";
 
 /// What an encoder encodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContractModality {
     /// Camera frames.

@@ -8,14 +8,19 @@
 //! result as an ONNX file with its contract, which `edgebind-models` loads
 //! like any other encoder.
 //!
-//! Not yet here: reading paired windows from recordings and caching anchor
-//! embeddings (the data pipeline), augmentations, evaluation.
+//! [`data`] reads paired windows from recordings through the sensors
+//! windowing and models preprocessing; [`bind`] trains a plan's edges with
+//! cached anchor embeddings and [`augment`]ations.
 
+pub mod augment;
+pub mod bind;
 pub mod checkpoint;
+pub mod data;
 pub mod export;
 pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod params;
 pub mod plan;
+pub mod prompts;
 pub mod student;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use edgebind_models::contract::ContractModality;
+use edgebind_trainer::bind::BindOptions;
 use edgebind_trainer::model::EncoderConfig;
 use edgebind_trainer::optim::OptimConfig;
 use edgebind_trainer::params::{Rng, randn};
@@ -35,6 +36,17 @@ enum Command {
     Bind {
         /// The plan (TOML; see configs/train-bundle.toml).
         plan: PathBuf,
+        /// Continue from the checkpoints in the plan's output folder and skip
+        /// edges that finished.
+        #[arg(long)]
+        resume: bool,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Stop after this many steps (checkpointed); `--resume` continues
+        /// exactly where it stopped.
+        #[arg(long, value_name = "STEPS")]
+        stop_after: Option<usize>,
     },
     /// Evaluate exported encoders on a plan's held-out pairs.
     Eval {
@@ -80,7 +92,41 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Bind { plan } | Command::Eval { plan } => {
+        Command::Bind {
+            plan,
+            resume,
+            quiet,
+            stop_after,
+        } => {
+            let t0 = Instant::now();
+            let opts = BindOptions {
+                resume,
+                quiet,
+                stop_after,
+            };
+            match edgebind_trainer::bind::bind(&plan, &opts) {
+                Ok(logs) => {
+                    for l in &logs {
+                        println!(
+                            "{:<14} -> {:<7} {:>5} steps  {:>7.1} s  {:>5.2} steps/s  val loss {}",
+                            l.name,
+                            l.anchor,
+                            l.steps,
+                            l.seconds,
+                            l.steps_per_s,
+                            l.val.last().map_or("-".into(), |v| format!("{:.3}", v.loss))
+                        );
+                    }
+                    println!("total {:.1} s", t0.elapsed().as_secs_f64());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Eval { plan } => {
             if let Err(e) = Plan::load(&plan) {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);

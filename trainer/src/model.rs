@@ -216,8 +216,11 @@ impl EncoderConfig {
                 )
             }
             ContractModality::Audio => {
+                // One clip per window: the window is the clip (2 s), so
+                // ImageBind's three clips would be three identical passes.
                 let mut p = AudioParams {
                     target_length: self.input[2],
+                    clips: 1,
                     ..Default::default()
                 };
                 p.fbank.num_mel_bins = self.input[1];

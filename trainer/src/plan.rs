@@ -20,6 +20,7 @@
 //! depth = 6                           # overrides onto the small default
 //! [data]
 //! recordings = ["recordings/sim-rig.mcap"]
+//! captions = "captions-train.toml"    # text side of edges bound to text
 //! ```
 //!
 //! [`Plan::parse`] refuses, with a message naming the place, anything that is
@@ -27,9 +28,8 @@
 //! anchors, a cycle, an anchor not connected to the root, an encoder or frozen
 //! model no edge uses, unknown modalities and out-of-range numbers. What it
 //! returns lists the edges in training order (every anchor before its
-//! learners).
-//!
-//! Not here: reading recordings (the data pipeline).
+//! learners). Reading the recordings is [`crate::data`]; training is
+//! [`crate::bind`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,12 @@ pub struct TrainDefaults {
     pub steps: usize,
     /// Checkpoint every this many steps (0 = only at the end).
     pub checkpoint_every: usize,
+    /// Validation loss every this many steps (0 = only at the end).
+    pub eval_every: usize,
+    /// Also train every learner whose anchor is not the text root directly
+    /// against text (captions), same data and budget, into `<out>/paired/`:
+    /// the baseline emergent alignment is measured against.
+    pub paired_baseline: bool,
 }
 
 impl Default for TrainDefaults {
@@ -140,6 +146,8 @@ impl Default for TrainDefaults {
             batch: 32,
             steps: 2000,
             checkpoint_every: 250,
+            eval_every: 100,
+            paired_baseline: false,
         }
     }
 }
@@ -153,16 +161,20 @@ pub struct DataSpec {
     /// Cache of frozen-anchor embeddings.
     #[serde(default)]
     pub cache: Option<PathBuf>,
-    /// Largest time difference between paired windows, ms.
-    #[serde(default = "default_tolerance")]
-    pub pair_tolerance_ms: f64,
-    /// Fraction of pairs held out for evaluation.
+    /// Fraction of time segments held out for validation.
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// Length of the time segments the split is cut by, seconds.
+    #[serde(default = "default_segment")]
+    pub segment_s: f64,
+    /// Captions per situation (a prompt file, see `prompts`): the text side
+    /// of every edge whose anchor is text.
+    #[serde(default)]
+    pub captions: Option<PathBuf>,
 }
 
-fn default_tolerance() -> f64 {
-    50.0
+fn default_segment() -> f64 {
+    60.0
 }
 
 fn default_holdout() -> f64 {
@@ -404,8 +416,11 @@ impl Plan {
         if file.data.recordings.is_empty() {
             return bad("data.recordings is empty: name at least one MCAP recording".into());
         }
-        if file.data.pair_tolerance_ms.is_nan() || file.data.pair_tolerance_ms <= 0.0 {
-            return bad("data.pair_tolerance_ms must be positive".into());
+        if !(file.data.segment_s.is_finite() && file.data.segment_s >= 1.0) {
+            return bad(format!(
+                "data.segment_s {} must be at least 1 (seconds)",
+                file.data.segment_s
+            ));
         }
         // Edges in training order: breadth first from the root.
         let mut order: Vec<usize> = Vec::new();
@@ -479,6 +494,20 @@ impl Plan {
                 augment: e.augment.clone(),
             });
         }
+        let text_edges = edges.iter().any(|e| e.anchor == ContractModality::Text);
+        if file.train.paired_baseline && root != ContractModality::Text {
+            return bad(format!(
+                "train.paired_baseline trains learners directly against text, but the root is {}",
+                root.as_str()
+            ));
+        }
+        if (text_edges || file.train.paired_baseline) && file.data.captions.is_none() {
+            return bad(
+                "an edge binds to text: data.captions must name a prompt file with captions \
+                 per situation"
+                    .into(),
+            );
+        }
         Ok(Plan {
             file,
             root,
@@ -523,7 +552,7 @@ impl Plan {
 mod tests {
     use super::*;
 
-    const DATA: &str = "[data]\nrecordings = [\"r.mcap\"]\n";
+    const DATA: &str = "[data]\nrecordings = [\"r.mcap\"]\ncaptions = \"c.toml\"\n";
 
     fn plan(body: &str) -> Result<Plan, PlanError> {
         Plan::parse(&format!("space = \"s\"\n{body}\n{DATA}"))

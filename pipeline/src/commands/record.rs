@@ -183,30 +183,12 @@ fn record_sim_direct(a: &RecordArgs) -> CmdResult {
         serde_json::to_string(&cfg).map_err(|e| e.to_string())?,
     );
     let mut rec = Recorder::create(&a.output, &info).map_err(|e| e.to_string())?;
-    let truth = world.truth_until(until);
-    let mut truth = truth.into_iter().peekable();
-    let mut sample = Sample::empty(Modality::Vision);
     let mut progress = Progress::new(a.quiet);
     let started = Instant::now();
-    loop {
-        let (_, t) = world.peek();
-        if t.mono_ns >= until {
-            break;
-        }
-        while let Some(span) = truth.next_if(|s| s.start_ns <= t.mono_ns) {
-            let json = serde_json::json!({
-                "start_ns": span.start_ns,
-                "end_ns": span.end_ns.min(until),
-                "situations": span.situations,
-            });
-            let at = edgebind_sensors::Timestamp::sim(span.start_ns);
-            rec.write_truth(&json, at.mono_ns, at.wall_ns)
-                .map_err(|e| e.to_string())?;
-        }
-        world.next_into(&mut sample);
-        rec.write_sample(&sample).map_err(|e| e.to_string())?;
-        progress.tick(t.mono_ns as f64 / NS_PER_SEC as f64, a.seconds);
-    }
+    rec.record_sim(&mut world, until, |t| {
+        progress.tick(t as f64 / NS_PER_SEC as f64, a.seconds)
+    })
+    .map_err(|e| e.to_string())?;
     let summary = rec.finish().map_err(|e| e.to_string())?;
     progress.done();
     let el = started.elapsed().as_secs_f64();

@@ -193,6 +193,38 @@ impl<W: Write + Seek> Recorder<W> {
         Ok((id, 0))
     }
 
+    /// Records the simulated world up to sim time `until_ns`: every sample,
+    /// and each ground-truth span (situations active, JSON on
+    /// [`TRUTH_TOPIC`]) written when its start is reached. `tick(t_ns)` is
+    /// called after each sample (for progress).
+    pub fn record_sim(
+        &mut self,
+        world: &mut crate::sim::SimWorld,
+        until_ns: u64,
+        mut tick: impl FnMut(u64),
+    ) -> Result<(), WriteError> {
+        let mut truth = world.truth_until(until_ns).into_iter().peekable();
+        let mut sample = Sample::empty(Modality::Vision);
+        loop {
+            let (_, t) = world.peek();
+            if t.mono_ns >= until_ns {
+                return Ok(());
+            }
+            while let Some(span) = truth.next_if(|s| s.start_ns <= t.mono_ns) {
+                let json = serde_json::json!({
+                    "start_ns": span.start_ns,
+                    "end_ns": span.end_ns.min(until_ns),
+                    "situations": span.situations,
+                });
+                let at = crate::clock::Timestamp::sim(span.start_ns);
+                self.write_truth(&json, at.mono_ns, at.wall_ns)?;
+            }
+            world.next_into(&mut sample);
+            self.write_sample(&sample)?;
+            tick(t.mono_ns);
+        }
+    }
+
     /// Appends one sample. Samples should come in time order per modality.
     pub fn write_sample(&mut self, s: &Sample) -> Result<(), WriteError> {
         let bad = |detail: String| WriteError::BadSample {

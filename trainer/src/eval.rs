@@ -1,0 +1,243 @@
+//! `edgebind-train eval`: measures a folder of exported encoders on a
+//! recording the way the daemon would run them (each ONNX file through the
+//! models crate's tract backend with its own contract's preprocessing, on the
+//! sensors crate's windows).
+//!
+//! Only **clean** moments are scored (one ground-truth span covers the
+//! longest window of the moment, see [`crate::data`]), so that every window
+//! of a moment shows the same situations. Zero-shot: the prompt file's
+//! paraphrases are embedded by the text tower and averaged per situation;
+//! a moment counts as right when its best situation is one of those active.
+//! Retrieval, chance levels and the embedding-arithmetic check are defined
+//! in [`crate::report`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use edgebind_models::backend::tract::TractEncoder;
+use edgebind_models::backend::{BackendOptions, Encoder as _};
+use edgebind_models::contract::{ContractModality, Preprocess};
+use edgebind_models::preprocess::Tensor as ItemTensor;
+use edgebind_models::text::TextTower;
+use edgebind_sensors::window::WindowConfig;
+
+use crate::data::{self, LoadSpec};
+use crate::prompts::Prompts;
+use crate::report::{EvalSet, Report};
+
+/// Options of an evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The held-out recording.
+    pub recording: PathBuf,
+    /// Evaluation prompts.
+    pub prompts: PathBuf,
+    /// Folder of `<modality>.onnx` encoders.
+    pub encoders: PathBuf,
+    /// Folder of text-paired baseline encoders (default `<encoders>/paired`
+    /// when it exists).
+    pub paired: Option<PathBuf>,
+    /// JSON report path; the retrieval heatmap goes beside it as
+    /// `<stem>-retrieval.png`.
+    pub report: PathBuf,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+const SENSORS: [ContractModality; 5] = [
+    ContractModality::Vision,
+    ContractModality::Audio,
+    ContractModality::Depth,
+    ContractModality::Thermal,
+    ContractModality::Imu,
+];
+
+fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncoder>> {
+    let mut out = BTreeMap::new();
+    for m in SENSORS {
+        let p = dir.join(format!("{}.onnx", m.as_str()));
+        if p.exists() {
+            let enc = TractEncoder::load(
+                &p,
+                &BackendOptions {
+                    threads: 1,
+                    max_batch: 16,
+                },
+            )?;
+            anyhow::ensure!(
+                enc.contract().modality == m,
+                "{}: the contract says {}, the file name says {}",
+                p.display(),
+                enc.contract().modality.as_str(),
+                m.as_str()
+            );
+            out.insert(m, enc);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the evaluation, writes the report and returns it.
+pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
+    let t0 = Instant::now();
+    let encoders = load_dir(&o.encoders)?;
+    anyhow::ensure!(
+        !encoders.is_empty(),
+        "{}: no <modality>.onnx encoder found",
+        o.encoders.display()
+    );
+    let paired_dir = o.paired.clone().or_else(|| {
+        let d = o.encoders.join("paired");
+        d.is_dir().then_some(d)
+    });
+    let paired = match &paired_dir {
+        Some(d) => load_dir(d)?,
+        None => BTreeMap::new(),
+    };
+    let spaces: Vec<&str> = encoders
+        .values()
+        .chain(paired.values())
+        .map(|e| e.contract().space.as_str())
+        .collect();
+    let text = TextTower::load_default()
+        .map_err(|e| anyhow::anyhow!("text tower: {e} (fetch it with scripts/fetch-models.sh)"))?;
+    for s in &spaces {
+        anyhow::ensure!(
+            *s == &**text.space(),
+            "an encoder lives in space `{s}`, the text tower in `{}`: they cannot be compared",
+            text.space()
+        );
+    }
+    // One preprocessing per modality: the emergent and paired encoders of a
+    // modality must agree on it (they share the loaded windows).
+    let mut preprocess: BTreeMap<ContractModality, Preprocess> = BTreeMap::new();
+    for (m, e) in encoders.iter().chain(paired.iter()) {
+        let p = e.contract().preprocess.clone();
+        if let Some(old) = preprocess.insert(*m, p.clone()) {
+            anyhow::ensure!(
+                old == p,
+                "{} encoders disagree on preprocessing; evaluate them separately",
+                m.as_str()
+            );
+        }
+    }
+    let ds = data::load(
+        std::slice::from_ref(&o.recording),
+        &LoadSpec {
+            preprocess,
+            windows: WindowConfig::default(),
+            segment_s: 60.0,
+            holdout: 0.0,
+        },
+        |_, _, _| {},
+    )?;
+    let prompts = Prompts::load(&o.prompts)?;
+    let situations = prompts.situations();
+    let keep: Vec<usize> = (0..ds.moments.len())
+        .filter(|&i| ds.moments[i].clean && !ds.moments[i].label.is_empty())
+        .collect();
+    anyhow::ensure!(
+        !keep.is_empty(),
+        "{}: no clean moment with ground truth (is it a sim recording with /ground_truth?)",
+        o.recording.display()
+    );
+    let mut labels = Vec::with_capacity(keep.len());
+    for &i in &keep {
+        let mut l = Vec::new();
+        for s in &ds.moments[i].label {
+            let k = situations.iter().position(|x| x == s).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: situation `{s}` of the recording has no prompts in {}",
+                    o.recording.display(),
+                    o.prompts.display()
+                )
+            })?;
+            l.push(k);
+        }
+        l.sort();
+        labels.push(l);
+    }
+    let embed = |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<BTreeMap<String, Vec<Vec<f32>>>> {
+        let mut out = BTreeMap::new();
+        for (m, enc) in encs {
+            let inputs = &ds.inputs[m];
+            let mut rows = Vec::with_capacity(keep.len());
+            for chunk in keep.chunks(64) {
+                let items: Vec<ItemTensor> = chunk
+                    .iter()
+                    .map(|&i| ItemTensor::new(inputs.item.clone(), inputs.row(i).to_vec()))
+                    .collect();
+                rows.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
+            }
+            out.insert(m.as_str().to_string(), rows);
+        }
+        Ok(out)
+    };
+    let set = EvalSet {
+        situations: situations.clone(),
+        labels: labels.clone(),
+        embeddings: embed(&encoders)?,
+    };
+    let paired_set = if paired.is_empty() {
+        None
+    } else {
+        Some(EvalSet {
+            situations: situations.clone(),
+            labels,
+            embeddings: embed(&paired)?,
+        })
+    };
+    let mut class_prompts = Vec::with_capacity(situations.len());
+    for s in &situations {
+        let ps = &prompts.by_situation[s];
+        let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
+        class_prompts.push(text.embed(&refs)?.into_iter().map(|e| e.vector).collect::<Vec<_>>());
+    }
+    let classes = crate::report::class_embeddings(&class_prompts)?;
+    let report = Report::build(&set, &classes, paired_set.as_ref())?;
+    if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
+    }
+    std::fs::write(&o.report, serde_json::to_vec_pretty(&report)?)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", o.report.display()))?;
+    let mods: Vec<String> = set.embeddings.keys().cloned().collect();
+    let matrix: Vec<Vec<f64>> = mods
+        .iter()
+        .map(|a| {
+            mods.iter()
+                .map(|b| {
+                    report
+                        .retrieval_r1
+                        .get(&format!("{a}->{b}"))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        })
+        .collect();
+    let stem = o
+        .report
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let png = o.report.with_file_name(format!("{stem}-retrieval.png"));
+    crate::plots::heatmap(
+        &png,
+        &format!("Retrieval R@1 (query row -> gallery column), {} moments", keep.len()),
+        &mods,
+        &matrix,
+    )?;
+    if !o.quiet {
+        eprintln!(
+            "evaluated {} clean moments of {} ({} in all) in {:.1} s; wrote {} and {}",
+            keep.len(),
+            o.recording.display(),
+            ds.moments.len(),
+            t0.elapsed().as_secs_f64(),
+            o.report.display(),
+            png.display()
+        );
+    }
+    Ok(report)
+}

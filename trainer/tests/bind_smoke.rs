@@ -1,0 +1,216 @@
+//! Smoke training on a real (short) recording of the simulated rig: every
+//! edge's loss falls, the exported encoders load through the models crate,
+//! the anchor cache is reused, and a stopped run resumed from its checkpoint
+//! ends bit-identical to an uninterrupted one. Needs the text tower
+//! (scripts/fetch-models.sh).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edgebind_models::backend::tract::TractEncoder;
+use edgebind_models::backend::{BackendOptions, Encoder as _};
+use edgebind_sensors::recording::Recorder;
+use edgebind_sensors::sim::{FrameStreamConfig, SimConfig, SimWorld};
+use edgebind_trainer::bind::{BindOptions, EdgeLog, bind};
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edgebind-bind-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn record(path: &Path, seconds: u64) {
+    let small = |fps| FrameStreamConfig {
+        width: 32,
+        height: 32,
+        fps,
+    };
+    let cfg = SimConfig {
+        seed: 11,
+        camera: small(15.0),
+        depth: small(15.0),
+        thermal: small(9.0),
+        ..SimConfig::default()
+    };
+    let mut world = SimWorld::new(cfg).unwrap();
+    let mut rec = Recorder::create(path, &BTreeMap::new()).unwrap();
+    rec.record_sim(&mut world, seconds * 1_000_000_000, |_| {})
+        .unwrap();
+    rec.finish().unwrap();
+}
+
+const PLAN: &str = r#"
+seed = 3
+space = "minilm-l6-v2-text"
+out = "OUT"
+[frozen.text]
+model = "text"
+[[edge]]
+learner = "vision"
+anchor = "text"
+augment = ["random-resized-crop", "horizontal-flip", "color-jitter"]
+[[edge]]
+learner = "imu"
+anchor = "vision"
+augment = ["noise", "time-shift"]
+[[edge]]
+learner = "audio"
+anchor = "vision"
+augment = ["gain", "spec-mask"]
+[encoders.vision]
+input = [3, 2, 32, 32]
+patch = [2, 8, 8]
+dim = 32
+depth = 1
+heads = 2
+[encoders.imu]
+patch = [50]
+dim = 32
+depth = 1
+heads = 2
+[encoders.audio]
+input = [1, 32, 204]
+patch = [16, 12]
+dim = 32
+depth = 1
+heads = 2
+[train]
+batch = 16
+steps = 40
+checkpoint_every = 10
+eval_every = 10
+paired_baseline = true
+[optim]
+lr = 2e-3
+warmup_steps = 5
+[data]
+recordings = ["sim.mcap"]
+cache = "cache"
+captions = "captions.toml"
+holdout = 0.2
+segment_s = 20.0
+"#;
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn loss_falls(l: &EdgeLog) {
+    let losses: Vec<f64> = l.train.iter().map(|p| p.loss).collect();
+    assert!(losses.len() >= 6, "{}: {losses:?}", l.name);
+    let (first, last) = (mean(&losses[..3]), mean(&losses[losses.len() - 3..]));
+    assert!(
+        last < first,
+        "{}: loss did not fall: first {first:.3}, last {last:.3} ({losses:?})",
+        l.name
+    );
+}
+
+#[test]
+fn bind_trains_exports_caches_and_resumes_exactly() {
+    let d = dir();
+    record(&d.join("sim.mcap"), 150);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/captions-train.toml"),
+        d.join("captions.toml"),
+    )
+    .unwrap();
+    std::fs::write(d.join("a.toml"), PLAN.replace("OUT", "a")).unwrap();
+    let quiet = BindOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let logs = bind(&d.join("a.toml"), &quiet).unwrap();
+    let names: Vec<&str> = logs.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["vision", "imu", "audio", "paired/imu", "paired/audio"]
+    );
+    for l in &logs {
+        assert!(l.complete && l.steps == 40, "{l:?}");
+        assert!(l.val_pairs > 0 && l.train_pairs > l.val_pairs, "{l:?}");
+        assert!(!l.val.is_empty());
+        loss_falls(l);
+    }
+    // Exports load like any encoder, with what they were bound against.
+    for (file, against) in [
+        ("a/vision.onnx", "text (text)"),
+        ("a/imu.onnx", "vision"),
+        ("a/audio.onnx", "vision"),
+        ("a/paired/imu.onnx", "text (text)"),
+    ] {
+        let enc = TractEncoder::load(&d.join(file), &BackendOptions::default()).unwrap();
+        assert_eq!(enc.contract().trained_against, against, "{file}");
+        assert_eq!(enc.contract().space, "minilm-l6-v2-text");
+        assert_eq!(enc.contract().output.dim, 384);
+    }
+    assert!(d.join("a/bind.json").exists() && d.join("a/vision-log.json").exists());
+    // Caption and vision-anchor embeddings were cached.
+    let cached = std::fs::read_dir(d.join("cache")).unwrap().count();
+    assert_eq!(cached, 2, "caption table + vision anchor embeddings");
+
+    // A run stopped after 15 steps and resumed ends where the uninterrupted one did.
+    std::fs::write(d.join("b.toml"), PLAN.replace("OUT", "b")).unwrap();
+    let stopped = bind(
+        &d.join("b.toml"),
+        &BindOptions {
+            quiet: true,
+            stop_after: Some(15),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(stopped.len(), 1);
+    assert!(!stopped[0].complete);
+    assert!(!d.join("b/vision.onnx").exists());
+    assert!(d.join("b/checkpoints/vision.safetensors").exists());
+    let resumed = bind(
+        &d.join("b.toml"),
+        &BindOptions {
+            quiet: true,
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.len(), 5);
+    for f in ["vision.onnx", "imu.onnx", "audio.onnx", "paired/audio.onnx"] {
+        let a = std::fs::read(d.join("a").join(f)).unwrap();
+        let b = std::fs::read(d.join("b").join(f)).unwrap();
+        assert!(a == b, "{f}: resumed run differs from the uninterrupted one");
+    }
+    // Everything finished: a resume only skips.
+    let again = bind(
+        &d.join("b.toml"),
+        &BindOptions {
+            quiet: true,
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(again.iter().all(|l| l.complete));
+    assert_eq!(again[0].seconds, resumed[0].seconds);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn plans_that_cannot_train_say_why() {
+    let d = dir().join("bad");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("captions.toml"), "dog = [\"a dog\"]\n").unwrap();
+    std::fs::write(d.join("p.toml"), PLAN.replace("OUT", "o")).unwrap();
+    // No recording.
+    let e = bind(&d.join("p.toml"), &BindOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sim.mcap"), "{e}");
+    // A recording whose situations have no captions.
+    record(&d.join("sim.mcap"), 40);
+    let e = format!(
+        "{:#}",
+        bind(&d.join("p.toml"), &BindOptions::default()).unwrap_err()
+    );
+    assert!(e.contains("no caption for situation"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}
