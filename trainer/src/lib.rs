@@ -18,4 +18,6 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod plan;
+pub mod plots;
+pub mod report;
 pub mod student;
