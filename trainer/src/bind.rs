@@ -764,7 +764,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             log.val.iter().map(|p| (p.step as f64, p.loss)).collect(),
         ),
     ];
-    plot_losses(
+    crate::plots::loss_curves(
         &png,
         &format!("{} -> {} (InfoNCE, t = {})", j.name, e.anchor.as_str(), e.temperature),
         &series,
@@ -785,11 +785,6 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         let _ = std::io::stderr().flush();
     }
     Ok(log)
-}
-
-// TODO-MERGE: crate::plots::loss_curves once the plots module lands.
-fn plot_losses(_png: &Path, _title: &str, _series: &[(String, Vec<(f64, f64)>)]) -> anyhow::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

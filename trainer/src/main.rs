@@ -1,5 +1,5 @@
-//! `edgebind-train`: checks training plans, measures encoder step times, and
-//! (once the data pipeline lands) binds modalities along a plan's tree.
+//! `edgebind-train`: checks training plans, binds modalities along a plan's
+//! tree, evaluates the exported encoders, and measures encoder step times.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use candle_core::Device;
 use clap::{Parser, Subcommand};
 use edgebind_models::contract::ContractModality;
 use edgebind_trainer::bind::BindOptions;
+use edgebind_trainer::eval::EvalOptions;
 use edgebind_trainer::model::EncoderConfig;
 use edgebind_trainer::optim::OptimConfig;
 use edgebind_trainer::params::{Rng, randn};
@@ -48,10 +49,34 @@ enum Command {
         #[arg(long, value_name = "STEPS")]
         stop_after: Option<usize>,
     },
-    /// Evaluate exported encoders on a plan's held-out pairs.
+    /// Evaluate exported encoders on a held-out recording: zero-shot top-1
+    /// per modality against text prompts, cross-modal retrieval (R@1, R@5),
+    /// emergent / text-paired ratio, embedding arithmetic. Writes a JSON
+    /// report and a retrieval heatmap (PNG) beside it.
     Eval {
-        /// The plan.
-        plan: PathBuf,
+        /// The held-out recording (MCAP with ground truth).
+        #[arg(long)]
+        recording: PathBuf,
+        /// Prompt file: one table per situation id, each a list of prompts.
+        #[arg(long)]
+        prompts: PathBuf,
+        /// The JSON report to write.
+        #[arg(long)]
+        report: PathBuf,
+        /// Folder of `<modality>.onnx` encoders.
+        #[arg(long, default_value = "trained/bundle")]
+        encoders: PathBuf,
+        /// Folder of text-paired baselines [default: <encoders>/paired if present].
+        #[arg(long)]
+        paired: Option<PathBuf>,
+        /// Exit with status 1 unless zero-shot >= 0.85 for every modality,
+        /// R@1 >= 0.7 for every pair and emergent / paired >= 0.95 for audio,
+        /// depth, thermal and IMU (the bundle's bars).
+        #[arg(long)]
+        check: bool,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Measure forward+backward time per batch of the small default encoders
     /// (or a plan's) on synthetic input.
@@ -126,17 +151,41 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Eval { plan } => {
-            if let Err(e) = Plan::load(&plan) {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
+        Command::Eval {
+            recording,
+            prompts,
+            report,
+            encoders,
+            paired,
+            check,
+            quiet,
+        } => {
+            let opts = EvalOptions {
+                recording,
+                prompts,
+                encoders,
+                paired,
+                report,
+                quiet,
+            };
+            match edgebind_trainer::eval::eval(&opts) {
+                Ok(r) => {
+                    println!("{}", r.table());
+                    let fails = r.check_bars(0.85, 0.7, 0.95, &["audio", "depth", "thermal", "imu"]);
+                    if check && !fails.is_empty() {
+                        for f in &fails {
+                            eprintln!("bar not met: {f}");
+                        }
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
             }
-            eprintln!(
-                "error: not yet implemented in this build: reading paired windows from the \
-                 plan's MCAP recordings and caching the frozen anchor's embeddings (the data \
-                 pipeline); the encoder, loss, optimiser, checkpoints and ONNX export exist"
-            );
-            ExitCode::from(2)
         }
         Command::Bench { plan, batch, steps } => match bench(plan, batch, steps) {
             Ok(()) => ExitCode::SUCCESS,
