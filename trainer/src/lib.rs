@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod export;
+pub mod har;
 pub mod loss;
 pub mod model;
 pub mod optim;
