@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod har;
 pub mod loss;
 pub mod model;
 pub mod optim;

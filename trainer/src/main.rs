@@ -91,6 +91,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
+    /// Real data: bind IMU to the text tower on UCI HAPT (scripts/fetch-hapt.sh)
+    /// and report zero-shot accuracy beside a supervised classifier.
+    Har(edgebind_trainer::har::HarArgs),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +191,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench { plan, batch, steps } => match bench(plan, batch, steps) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Har(args) => match edgebind_trainer::har::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
