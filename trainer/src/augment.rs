@@ -59,8 +59,7 @@ pub fn apply(
                 }
             }
             Augment::Noise => {
-                x.iter_mut()
-                    .for_each(|v| *v += 0.05 * rng.normal() as f32);
+                x.iter_mut().for_each(|v| *v += 0.05 * rng.normal() as f32);
             }
             Augment::SpecMask => {
                 if modality == ContractModality::Audio && shape.len() == 3 {
@@ -87,7 +86,8 @@ fn random_resized_crop(shape: &[usize], x: &mut [f32], rng: &mut Rng) {
     let mut crop = (h as f64, w as f64, 0.0, 0.0);
     for _ in 0..10 {
         let a = area * (0.5 + 0.5 * rng.uniform());
-        let ratio = ((3f64 / 4.0).ln() + rng.uniform() * ((4f64 / 3.0).ln() - (3f64 / 4.0).ln())).exp();
+        let ratio =
+            ((3f64 / 4.0).ln() + rng.uniform() * ((4f64 / 3.0).ln() - (3f64 / 4.0).ln())).exp();
         let cw = (a * ratio).sqrt();
         let ch = (a / ratio).sqrt();
         if cw <= w as f64 && ch <= h as f64 {
@@ -106,8 +106,7 @@ fn random_resized_crop(shape: &[usize], x: &mut [f32], rng: &mut Rng) {
             let (y1, fy) = (sy.floor() as usize, (sy - sy.floor()) as f32);
             let y2 = (y1 + 1).min(h - 1);
             for ox in 0..w {
-                let sx =
-                    (x0 + (ox as f64 + 0.5) * cw / w as f64 - 0.5).clamp(0.0, (w - 1) as f64);
+                let sx = (x0 + (ox as f64 + 0.5) * cw / w as f64 - 0.5).clamp(0.0, (w - 1) as f64);
                 let (x1, fx) = (sx.floor() as usize, (sx - sx.floor()) as f32);
                 let x2 = (x1 + 1).min(w - 1);
                 let top = plane[y1 * w + x1] * (1.0 - fx) + plane[y1 * w + x2] * fx;
@@ -189,7 +188,14 @@ mod tests {
         assert_eq!(x, [3., 2., 1., 0., 7., 6., 5., 4.]);
         let mut y: Vec<f32> = (0..40).map(|v| v as f32).collect();
         let pre = Preprocess::Audio(AudioParams::default());
-        apply(&[Augment::TimeShift], ContractModality::Imu, &pre, &[2, 20], &mut y, &mut rng);
+        apply(
+            &[Augment::TimeShift],
+            ContractModality::Imu,
+            &pre,
+            &[2, 20],
+            &mut y,
+            &mut rng,
+        );
         let mut sorted = y.clone();
         sorted.sort_by(f32::total_cmp);
         assert_eq!(sorted, (0..40).map(|v| v as f32).collect::<Vec<_>>());
@@ -205,7 +211,14 @@ mod tests {
         let p = VisionParams::default();
         let pre = Preprocess::Vision(p.clone());
         let mut y: Vec<f32> = (0..x.len()).map(|i| ((i % 7) as f32 - 3.0) * 0.5).collect();
-        apply(&[Augment::ColorJitter], ContractModality::Vision, &pre, &shape, &mut y, &mut rng);
+        apply(
+            &[Augment::ColorJitter],
+            ContractModality::Vision,
+            &pre,
+            &shape,
+            &mut y,
+            &mut rng,
+        );
         let per = y.len() / 3;
         for ch in 0..3 {
             for v in &y[ch * per..(ch + 1) * per] {

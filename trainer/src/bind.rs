@@ -109,7 +109,13 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let rel = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let rel = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
     let out = rel(&plan.file.out);
     std::fs::create_dir_all(out.join("checkpoints"))
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
@@ -206,11 +212,9 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     }
     for (ji, (name, edge)) in jobs.iter().enumerate() {
         let anchor: AnchorTable = if edge.anchor == ContractModality::Text {
-            AnchorTable::Text(
-                text_anchor
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("{name}: binds to text but there are no captions"))?,
-            )
+            AnchorTable::Text(text_anchor.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("{name}: binds to text but there are no captions")
+            })?)
         } else {
             let path = if Some(edge.anchor) == Some(plan.root) {
                 root_encoder.as_ref().expect("sensor root loaded").0.clone()
@@ -238,7 +242,10 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         logs.push(log);
         if stopped {
             if !quiet {
-                eprintln!("stopped after {} steps of this run: continue with --resume", opts.stop_after.unwrap_or(0));
+                eprintln!(
+                    "stopped after {} steps of this run: continue with --resume",
+                    opts.stop_after.unwrap_or(0)
+                );
             }
             return Ok(logs);
         }
@@ -306,7 +313,10 @@ impl TextAnchor {
             ranges.insert(s.clone(), all.len()..all.len() + c.len());
             all.extend(c);
         }
-        anyhow::ensure!(!all.is_empty(), "the recordings have no ground truth to caption");
+        anyhow::ensure!(
+            !all.is_empty(),
+            "the recordings have no ground truth to caption"
+        );
         let key = format!("text|{}|{}", text_identity(), all.join("\n"));
         let (table, dim) = cache.get_or_compute(&key, "caption embeddings", || {
             let mut out = Vec::new();
@@ -387,7 +397,12 @@ fn embed_moments(
         .inputs
         .get(&modality)
         .ok_or_else(|| anyhow::anyhow!("no {} inputs loaded", modality.as_str()))?;
-    let mut key = format!("{}|{:016x}|{:?}", modality.as_str(), fnv64(&bytes), inputs.item);
+    let mut key = format!(
+        "{}|{:016x}|{:?}",
+        modality.as_str(),
+        fnv64(&bytes),
+        inputs.item
+    );
     for r in &ds.recordings {
         let meta = std::fs::metadata(r).ok();
         key.push_str(&format!(
@@ -398,27 +413,31 @@ fn embed_moments(
         ));
     }
     key.push_str(&format!("|{}", ds.moments.len()));
-    cache.get_or_compute(&key, &format!("{} anchor embeddings", modality.as_str()), || {
-        let enc = TractEncoder::load(path, &anchor_backend())?;
-        let t0 = Instant::now();
-        let n = ds.moments.len();
-        let mut out = Vec::with_capacity(n);
-        for start in (0..n).step_by(64) {
-            let items: Vec<ItemTensor> = (start..(start + 64).min(n))
-                .map(|i| ItemTensor::new(inputs.item.clone(), inputs.row(i).to_vec()))
-                .collect();
-            out.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
-        }
-        if !quiet {
-            eprintln!(
-                "embedded {n} {} windows with {} in {:.1} s",
-                modality.as_str(),
-                path.display(),
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        Ok(out)
-    })
+    cache.get_or_compute(
+        &key,
+        &format!("{} anchor embeddings", modality.as_str()),
+        || {
+            let enc = TractEncoder::load(path, &anchor_backend())?;
+            let t0 = Instant::now();
+            let n = ds.moments.len();
+            let mut out = Vec::with_capacity(n);
+            for start in (0..n).step_by(64) {
+                let items: Vec<ItemTensor> = (start..(start + 64).min(n))
+                    .map(|i| ItemTensor::new(inputs.item.clone(), inputs.row(i).to_vec()))
+                    .collect();
+                out.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
+            }
+            if !quiet {
+                eprintln!(
+                    "embedded {n} {} windows with {} in {:.1} s",
+                    modality.as_str(),
+                    path.display(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            Ok(out)
+        },
+    )
 }
 
 /// FNV-1a, 64 bit.
@@ -564,7 +583,8 @@ fn validate(j: &TrainJob<'_>, s: &Student, val: &[usize]) -> anyhow::Result<Opti
         }
         let (x, a) = batch_tensors(j, chunk, &[], &mut dummy, false)?;
         let e = s.encoder.forward(&x, None)?;
-        loss += info_nce(&e, &a, j.edge.temperature)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        loss +=
+            info_nce(&e, &a, j.edge.temperature)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         hit += top1(&e, &a)? * chunk.len() as f64;
         n += chunk.len();
     }
@@ -576,9 +596,22 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     let file_stem = j.name.replace('/', "-");
     let onnx = j.out.join(format!("{}.onnx", j.name));
     let log_path = j.out.join(format!("{file_stem}-log.json"));
-    let ckpt = j.out.join("checkpoints").join(format!("{file_stem}.safetensors"));
-    let train: Vec<usize> = j.train_idx.iter().copied().filter(|&i| j.anchor.usable(i)).collect();
-    let val: Vec<usize> = j.val_idx.iter().copied().filter(|&i| j.anchor.usable(i)).collect();
+    let ckpt = j
+        .out
+        .join("checkpoints")
+        .join(format!("{file_stem}.safetensors"));
+    let train: Vec<usize> = j
+        .train_idx
+        .iter()
+        .copied()
+        .filter(|&i| j.anchor.usable(i))
+        .collect();
+    let val: Vec<usize> = j
+        .val_idx
+        .iter()
+        .copied()
+        .filter(|&i| j.anchor.usable(i))
+        .collect();
     anyhow::ensure!(
         train.len() >= e.batch,
         "{}: {} training pairs, fewer than one batch of {}",
@@ -626,13 +659,23 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             ckpt.display()
         );
         if let Some(p) = previous {
-            log.train = p.train.into_iter().filter(|c| c.step <= s.opt.step).collect();
+            log.train = p
+                .train
+                .into_iter()
+                .filter(|c| c.step <= s.opt.step)
+                .collect();
             log.val = p.val.into_iter().filter(|c| c.step <= s.opt.step).collect();
             log.seconds = p.seconds;
         }
         s
     } else {
-        Student::new(&e.encoder, j.plan.file.optim.clone(), e.steps, j.seed, j.dev)?
+        Student::new(
+            &e.encoder,
+            j.plan.file.optim.clone(),
+            e.steps,
+            j.seed,
+            j.dev,
+        )?
     };
     let start_step = s.opt.step;
     let every_log = (e.steps / 50).max(1);
@@ -687,14 +730,14 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             acc = 0.0;
             acc_n = 0;
         }
-        if (eval_every > 0 && step % eval_every == 0) || step == e.steps {
-            if let Some((l, t)) = validate(&j, &s, &val)? {
-                log.val.push(CurvePoint {
-                    step,
-                    loss: l,
-                    top1: Some(t),
-                });
-            }
+        if ((eval_every > 0 && step % eval_every == 0) || step == e.steps)
+            && let Some((l, t)) = validate(&j, &s, &val)?
+        {
+            log.val.push(CurvePoint {
+                step,
+                loss: l,
+                top1: Some(t),
+            });
         }
         let elapsed = t0.elapsed().as_secs_f64();
         let rate = (step - start_step) as f64 / elapsed.max(1e-9);
@@ -747,7 +790,10 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     let contract = e.encoder.contract(
         &j.plan.file.space,
         &trained_against,
-        &format!("edgebind-train bind, seed {}, {} steps", j.plan.file.seed, e.steps),
+        &format!(
+            "edgebind-train bind, seed {}, {} steps",
+            j.plan.file.seed, e.steps
+        ),
     );
     write_onnx(&s.encoder, &contract, &onnx)?;
     s.save(&ckpt)?;
@@ -766,7 +812,12 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     ];
     crate::plots::loss_curves(
         &png,
-        &format!("{} -> {} (InfoNCE, t = {})", j.name, e.anchor.as_str(), e.temperature),
+        &format!(
+            "{} -> {} (InfoNCE, t = {})",
+            j.name,
+            e.anchor.as_str(),
+            e.temperature
+        ),
         &series,
     )?;
     if !j.opts.quiet {
@@ -779,7 +830,8 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             log.seconds,
             log.steps_per_s,
             v.map_or("-".into(), |v| format!("{:.3}", v.loss)),
-            v.and_then(|v| v.top1).map_or("-".into(), |t| format!("{t:.3}")),
+            v.and_then(|v| v.top1)
+                .map_or("-".into(), |t| format!("{t:.3}")),
             onnx.display()
         );
         let _ = std::io::stderr().flush();
@@ -820,7 +872,10 @@ mod tests {
         std::fs::write(&f, bytes).unwrap();
         let (c2, _) = c.get_or_compute("k1", "x", || Ok(vec![vec![9.0]])).unwrap();
         assert_eq!(c2, vec![9.0]);
-        assert!(c.get_or_compute("k2", "x", || Ok(vec![vec![1.0], vec![]])).is_err());
+        assert!(
+            c.get_or_compute("k2", "x", || Ok(vec![vec![1.0], vec![]]))
+                .is_err()
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -320,9 +320,10 @@ fn read_one(
         }
         let Some(sm) = msg.channel.modality else {
             if msg.channel.topic == TRUTH_TOPIC {
-                truth.spans.push(parse_truth(msg.data).map_err(|d| {
-                    err(format!("ground truth at byte {}: {d}", msg.offset))
-                })?);
+                truth.spans.push(
+                    parse_truth(msg.data)
+                        .map_err(|d| err(format!("ground truth at byte {}: {d}", msg.offset)))?,
+                );
             }
             continue;
         };
@@ -349,10 +350,13 @@ fn read_one(
 
 fn take_windows(s: &mut Stream) -> Result<(), String> {
     for w in s.windows.drain(..) {
-        let mut items = s
-            .pre
-            .window(&w)
-            .map_err(|e| format!("{} window ending at {} ns: {e}", s.modality.as_str(), w.t_end))?;
+        let mut items = s.pre.window(&w).map_err(|e| {
+            format!(
+                "{} window ending at {} ns: {e}",
+                s.modality.as_str(),
+                w.t_end
+            )
+        })?;
         if items.len() != 1 {
             return Err(format!(
                 "{} preprocessing gives {} items per window; training needs one \
@@ -379,7 +383,10 @@ fn parse_truth(data: &[u8]) -> Result<TruthSpan, String> {
     }
     let r: Raw = serde_json::from_slice(data).map_err(|e| e.to_string())?;
     if r.end_ns < r.start_ns {
-        return Err(format!("end_ns {} before start_ns {}", r.end_ns, r.start_ns));
+        return Err(format!(
+            "end_ns {} before start_ns {}",
+            r.end_ns, r.start_ns
+        ));
     }
     let mut situations = r.situations;
     situations.sort();
@@ -405,7 +412,11 @@ mod tests {
     #[test]
     fn truth_lookup_and_constancy() {
         let t = Truth {
-            spans: vec![span(0, 10, &["a"]), span(10, 20, &["a", "b"]), span(25, 30, &["c"])],
+            spans: vec![
+                span(0, 10, &["a"]),
+                span(10, 20, &["a", "b"]),
+                span(25, 30, &["c"]),
+            ],
         };
         assert_eq!(t.at(0).unwrap(), ["a"]);
         assert_eq!(t.at(9).unwrap(), ["a"]);

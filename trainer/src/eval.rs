@@ -192,10 +192,16 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     for s in &situations {
         let ps = &prompts.by_situation[s];
         let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
-        class_prompts.push(text.embed(&refs)?.into_iter().map(|e| e.vector).collect::<Vec<_>>());
+        class_prompts.push(
+            text.embed(&refs)?
+                .into_iter()
+                .map(|e| e.vector)
+                .collect::<Vec<_>>(),
+        );
     }
     let classes = crate::report::class_embeddings(&class_prompts)?;
     let report = Report::build(&set, &classes, paired_set.as_ref())?;
+    let calibration = calibrate(&set, &classes);
     if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
     }
@@ -222,9 +228,27 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "report".into());
     let png = o.report.with_file_name(format!("{stem}-retrieval.png"));
+    let cal_path = o.report.with_file_name(format!("{stem}-calibration.json"));
+    std::fs::write(&cal_path, serde_json::to_vec_pretty(&calibration)?)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", cal_path.display()))?;
+    if !o.quiet {
+        eprintln!(
+            "cosine to the situation prompts (for concept thresholds; {}):",
+            cal_path.display()
+        );
+        for (m, c) in &calibration {
+            eprintln!(
+                "  {m:<8} right situation p10 {:.3} p50 {:.3} | best wrong situation p50 {:.3} p90 {:.3} p99 {:.3}",
+                c.right_p10, c.right_p50, c.wrong_p50, c.wrong_p90, c.wrong_p99
+            );
+        }
+    }
     crate::plots::heatmap(
         &png,
-        &format!("Retrieval R@1 (query row -> gallery column), {} moments", keep.len()),
+        &format!(
+            "Retrieval R@1 (query row -> gallery column), {} moments",
+            keep.len()
+        ),
         &mods,
         &matrix,
     )?;
@@ -240,4 +264,65 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// Cosine between a modality's embeddings and the situation prompts: where
+/// the right situation lands and where the best wrong one does. A concept's
+/// `enter` threshold belongs between the two.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Calibration {
+    /// 10th percentile of the cosine to the (best) right situation.
+    pub right_p10: f64,
+    /// Median of the cosine to the right situation.
+    pub right_p50: f64,
+    /// Median of the cosine to the best wrong situation.
+    pub wrong_p50: f64,
+    /// 90th percentile of it.
+    pub wrong_p90: f64,
+    /// 99th percentile of it.
+    pub wrong_p99: f64,
+}
+
+fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibration> {
+    let cos = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64) * (*y as f64))
+            .sum::<f64>()
+    };
+    let pct = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let mut out = BTreeMap::new();
+    for (m, embs) in &set.embeddings {
+        let (mut right, mut wrong) = (Vec::new(), Vec::new());
+        for (e, labels) in embs.iter().zip(&set.labels) {
+            let mut r = f64::NEG_INFINITY;
+            let mut w = f64::NEG_INFINITY;
+            for (c, class) in classes.iter().enumerate() {
+                let v = cos(e, class);
+                if labels.contains(&c) {
+                    r = r.max(v);
+                } else {
+                    w = w.max(v);
+                }
+            }
+            right.push(r);
+            wrong.push(w);
+        }
+        out.insert(
+            m.clone(),
+            Calibration {
+                right_p10: pct(&mut right, 0.1),
+                right_p50: pct(&mut right, 0.5),
+                wrong_p50: pct(&mut wrong, 0.5),
+                wrong_p90: pct(&mut wrong, 0.9),
+                wrong_p99: pct(&mut wrong, 0.99),
+            },
+        );
+    }
+    out
 }

@@ -142,7 +142,9 @@ fn main() -> ExitCode {
                             l.steps,
                             l.seconds,
                             l.steps_per_s,
-                            l.val.last().map_or("-".into(), |v| format!("{:.3}", v.loss))
+                            l.val
+                                .last()
+                                .map_or("-".into(), |v| format!("{:.3}", v.loss))
                         );
                     }
                     println!("total {:.1} s", t0.elapsed().as_secs_f64());
@@ -174,7 +176,8 @@ fn main() -> ExitCode {
             match edgebind_trainer::eval::eval(&opts) {
                 Ok(r) => {
                     println!("{}", r.table());
-                    let fails = r.check_bars(0.85, 0.7, 0.95, &["audio", "depth", "thermal", "imu"]);
+                    let fails =
+                        r.check_bars(0.85, 0.7, 0.95, &["audio", "depth", "thermal", "imu"]);
                     if check && !fails.is_empty() {
                         for f in &fails {
                             eprintln!("bar not met: {f}");

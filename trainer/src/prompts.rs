@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(c.len(), 6);
         assert_eq!(c[0], "a dog and rain");
         assert_eq!(c[5], "a puppy and drizzle");
-        assert_eq!(p.captions(&["dog".into()]).unwrap(), vec!["a dog", "a puppy"]);
+        assert_eq!(
+            p.captions(&["dog".into()]).unwrap(),
+            vec!["a dog", "a puppy"]
+        );
         assert!(p.captions(&["cat".into()]).is_none());
     }
 

@@ -177,7 +177,10 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
     for f in ["vision.onnx", "imu.onnx", "audio.onnx", "paired/audio.onnx"] {
         let a = std::fs::read(d.join("a").join(f)).unwrap();
         let b = std::fs::read(d.join("b").join(f)).unwrap();
-        assert!(a == b, "{f}: resumed run differs from the uninterrupted one");
+        assert!(
+            a == b,
+            "{f}: resumed run differs from the uninterrupted one"
+        );
     }
     // Everything finished: a resume only skips.
     let again = bind(
