@@ -34,7 +34,7 @@ fn record(path: &Path, seconds: u64) {
     };
     let mut world = SimWorld::new(cfg).unwrap();
     let mut rec = Recorder::create(path, &BTreeMap::new()).unwrap();
-    rec.record_sim(&mut world, seconds * 1_000_000_000, |_| {})
+    rec.record_sim(&mut world, seconds * 1_000_000_000, None, |_| {})
         .unwrap();
     rec.finish().unwrap();
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use edgebind_sensors::adapter::{Rig, SensorAdapter};
 use edgebind_sensors::adapters::{Pace, ReplayAdapter, SimAdapter};
-use edgebind_sensors::clock::NS_PER_SEC;
+use edgebind_sensors::{Modality, clock::NS_PER_SEC};
 use edgebind_sensors::clock::secs_to_ns;
 use edgebind_sensors::recording::Recorder;
 use edgebind_sensors::sim::SimWorld;
@@ -68,6 +68,10 @@ pub struct RecordArgs {
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write only these modalities (comma-separated, e.g. `vision`; the sim
+    /// rig without --realtime only). Ground truth is always written.
+    #[arg(long, value_delimiter = ',')]
+    pub modalities: Option<Vec<Modality>>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -89,6 +93,9 @@ pub fn run(a: RecordArgs) -> CmdResult {
             "--seconds {} is out of range (0 < s <= 86400)",
             a.seconds
         ));
+    }
+    if a.modalities.is_some() && (a.realtime || a.rig != RigKind::Sim) {
+        return Err("--modalities works with the sim rig without --realtime".into());
     }
     match a.rig {
         RigKind::Sim if !a.realtime => record_sim_direct(&a),
@@ -184,7 +191,7 @@ fn record_sim_direct(a: &RecordArgs) -> CmdResult {
     let mut rec = Recorder::create(&a.output, &info).map_err(|e| e.to_string())?;
     let mut progress = Progress::new(a.quiet);
     let started = Instant::now();
-    rec.record_sim(&mut world, until, |t| {
+    rec.record_sim(&mut world, until, a.modalities.as_deref(), |t| {
         progress.tick(t as f64 / NS_PER_SEC as f64, a.seconds)
     })
     .map_err(|e| e.to_string())?;

@@ -195,12 +195,14 @@ impl<W: Write + Seek> Recorder<W> {
 
     /// Records the simulated world up to sim time `until_ns`: every sample,
     /// and each ground-truth span (situations active, JSON on
-    /// [`TRUTH_TOPIC`]) written when its start is reached. `tick(t_ns)` is
-    /// called after each sample (for progress).
+    /// [`TRUTH_TOPIC`]) written when its start is reached. With `only`, the
+    /// other modalities' samples are simulated but not written. `tick(t_ns)`
+    /// is called after each sample (for progress).
     pub fn record_sim(
         &mut self,
         world: &mut crate::sim::SimWorld,
         until_ns: u64,
+        only: Option<&[Modality]>,
         mut tick: impl FnMut(u64),
     ) -> Result<(), WriteError> {
         let mut truth = world.truth_until(until_ns).into_iter().peekable();
@@ -220,7 +222,9 @@ impl<W: Write + Seek> Recorder<W> {
                 self.write_truth(&json, at.mono_ns, at.wall_ns)?;
             }
             world.next_into(&mut sample);
-            self.write_sample(&sample)?;
+            if only.is_none_or(|o| o.contains(&sample.modality)) {
+                self.write_sample(&sample)?;
+            }
             tick(t.mono_ns);
         }
     }
