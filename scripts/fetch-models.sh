@@ -73,9 +73,9 @@ for arg in "$@"; do
   esac
 done
 
-die() { echo "fetch-models: ERROR: $*" >&2; exit 1; }
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-field() { echo "$1" | awk -v n="$2" '{print $n}'; }
+TOOL=fetch-models LABEL=text
+# shellcheck source=fetch-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/fetch-lib.sh"
 
 command -v sha256sum >/dev/null || die "sha256sum not found (Debian: apt-get install coreutils)"
 
@@ -168,12 +168,6 @@ PY
 fi
 
 # 4. NOTICE and SHA256SUMS (rewritten only when their content changes).
-write_if_changed() {  # write_if_changed <path> <content>
-  if [[ ! -f "$1" ]] || [[ "$(cat "$1")" != "$2" ]]; then
-    printf '%s\n' "$2" >"$1.tmp" && mv -f "$1.tmp" "$1"
-    echo "wrote    text/$(basename "$1")"
-  fi
-}
 sums=""
 for entry in "${FILES[@]}"; do
   wanted "$(field "$entry" 2)" || continue

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor, Var};
 use edgebind_models::contract::ContractModality;
 use serde::{Deserialize, Serialize};
@@ -28,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::loss::info_nce;
 use crate::model::{Encoder, EncoderConfig, l2_normalize};
 use crate::optim::{AdamW, OptimConfig};
-use crate::params::{Init, ParamSet, Rng};
+use crate::params::{Init, Rng};
 
 /// `edgebind-train har`: bind IMU to text on UCI HAPT and compare zero-shot
 /// with supervised accuracy on held-out users.
@@ -407,21 +406,6 @@ fn sample(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
         .collect()
 }
 
-/// The parameters' gradients cut from the graph. candle's leaf gradients
-/// still carry their backward ops (and through them the step's activations);
-/// AdamW's moments are built from them, so without this each step's graph
-/// stays reachable from the next and memory grows by the activations of every
-/// step (about 45 MB per step here: killed after ~500 steps on 24 GB).
-fn detached(params: &ParamSet, mut grads: GradStore) -> candle_core::Result<GradStore> {
-    for p in params.iter() {
-        let t = p.var.as_tensor();
-        if let Some(g) = grads.remove(t) {
-            grads.insert(t, g.detach());
-        }
-    }
-    Ok(grads)
-}
-
 fn progress(what: &str, step: usize, steps: usize, loss: f64, t0: Instant) {
     let el = t0.elapsed().as_secs_f64();
     let rate = step as f64 / el.max(1e-9);
@@ -464,8 +448,7 @@ pub fn train_binding(
             BindLoss::Class => class_info_nce(&emb, &anchor, &class, s.temperature)?,
             BindLoss::Infonce => info_nce(&emb, &anchor, s.temperature)?,
         };
-        let grads = detached(&enc.params, loss.backward()?)?;
-        opt.step(&enc.params, &grads)?;
+        opt.step(&enc.params, &loss.backward()?)?;
         acc.0 += loss.to_scalar::<f32>()? as f64;
         acc.1 += 1;
         if s.log_every > 0 && (step % s.log_every == 0 || step == s.steps) {
@@ -547,8 +530,7 @@ pub fn train_supervised(
         let y: Vec<u32> = idx.iter().map(|&i| data.y[i] as u32).collect();
         let y = Tensor::new(y.as_slice(), dev)?;
         let loss = cross_entropy(&clf.logits(&x, Some(&mut rng))?, &y)?;
-        let grads = detached(&clf.enc.params, loss.backward()?)?;
-        opt.step(&clf.enc.params, &grads)?;
+        opt.step(&clf.enc.params, &loss.backward()?)?;
         acc.0 += loss.to_scalar::<f32>()? as f64;
         acc.1 += 1;
         if s.log_every > 0 && (step % s.log_every == 0 || step == s.steps) {
