@@ -6,7 +6,7 @@
 # text-defined concepts in the shared space and publishes events on its
 # embedded MQTT broker (127.0.0.1:1883); `edgebind listen` prints the first
 # events as they arrive, then the daemon is stopped (SIGTERM: events still
-# running get `end`, the outbox drains). About a minute once built.
+# running get `end`, the outbox drains). About two minutes once built.
 # The real-photo variant: configs/photos-demo.toml (see its header).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -75,7 +75,7 @@ PY
 # in training (configs/prompts-eval.toml).
 echo "== bundled encoders: evaluation on a held-out sim recording (seed 1001)"
 cargo run -q --locked -p edgebind --bin edgebind -- \
-  record --config configs/sim-bundle.toml --seconds 300 --seed 1001 -o "$work/heldout.mcap" -q
+  record --config configs/sim-bundle.toml --seconds 600 --seed 1001 -o "$work/heldout.mcap" -q
 cargo run -q --locked -p edgebind-trainer --bin edgebind-train -- \
   eval --recording "$work/heldout.mcap" --prompts configs/prompts-eval.toml \
   --encoders encoders/bundle --report "$work/eval.json" -q

@@ -194,6 +194,24 @@ fn replay_rerecords_through_the_live_path() {
     );
 }
 
+/// The README's demo config with the committed bundled encoders: every model
+/// loads, shares the text tower's space, and every text concept embeds.
+#[test]
+fn demo_config_loads_the_bundled_encoders() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/demo.toml");
+    let o = run(bin().args(["config", "check", demo]));
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("rig Sim, 5 encoder(s) in space `minilm-l6-v2-text`, 3 concept(s)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/demo.toml");

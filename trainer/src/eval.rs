@@ -281,6 +281,21 @@ pub struct Calibration {
     pub wrong_p90: f64,
     /// 99th percentile of it.
     pub wrong_p99: f64,
+    /// Per situation: cosine to its prompts where it is active (median) and
+    /// where it is not (90th and 99th percentiles): a concept defined by that
+    /// situation's text fires well with `enter` between the two.
+    pub per_situation: BTreeMap<String, SituationCosines>,
+}
+
+/// One situation's cosines (see [`Calibration::per_situation`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SituationCosines {
+    /// Median where the situation is active.
+    pub active_p50: f64,
+    /// 90th percentile where it is not.
+    pub inactive_p90: f64,
+    /// 99th percentile where it is not.
+    pub inactive_p99: f64,
 }
 
 fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibration> {
@@ -299,11 +314,17 @@ fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibratio
     let mut out = BTreeMap::new();
     for (m, embs) in &set.embeddings {
         let (mut right, mut wrong) = (Vec::new(), Vec::new());
+        let mut per: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); classes.len()];
         for (e, labels) in embs.iter().zip(&set.labels) {
             let mut r = f64::NEG_INFINITY;
             let mut w = f64::NEG_INFINITY;
             for (c, class) in classes.iter().enumerate() {
                 let v = cos(e, class);
+                if labels.contains(&c) {
+                    per[c].0.push(v);
+                } else {
+                    per[c].1.push(v);
+                }
                 if labels.contains(&c) {
                     r = r.max(v);
                 } else {
@@ -321,6 +342,21 @@ fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibratio
                 wrong_p50: pct(&mut wrong, 0.5),
                 wrong_p90: pct(&mut wrong, 0.9),
                 wrong_p99: pct(&mut wrong, 0.99),
+                per_situation: set
+                    .situations
+                    .iter()
+                    .zip(per.iter_mut())
+                    .map(|(name, (a, i))| {
+                        (
+                            name.clone(),
+                            SituationCosines {
+                                active_p50: pct(a, 0.5),
+                                inactive_p90: pct(i, 0.9),
+                                inactive_p99: pct(i, 0.99),
+                            },
+                        )
+                    })
+                    .collect(),
             },
         );
     }

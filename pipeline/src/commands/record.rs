@@ -18,10 +18,10 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use edgebind_sensors::adapter::{Rig, SensorAdapter};
 use edgebind_sensors::adapters::{Pace, ReplayAdapter, SimAdapter};
-use edgebind_sensors::{Modality, clock::NS_PER_SEC};
 use edgebind_sensors::clock::secs_to_ns;
 use edgebind_sensors::recording::Recorder;
 use edgebind_sensors::sim::SimWorld;
+use edgebind_sensors::{Modality, clock::NS_PER_SEC};
 
 use super::CmdResult;
 use crate::rig_config;
