@@ -406,13 +406,45 @@ fn sample(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
         .collect()
 }
 
-fn progress(what: &str, step: usize, steps: usize, loss: f64, t0: Instant) {
-    let el = t0.elapsed().as_secs_f64();
-    let rate = step as f64 / el.max(1e-9);
-    eprintln!(
-        "[{what}] step {step:>5}/{steps}  loss {loss:.4}  {rate:.1} steps/s  elapsed {el:.0}s  ETA {:.0}s",
-        (steps - step) as f64 / rate.max(1e-9)
-    );
+/// Mean loss per logging interval, printed with rate and ETA.
+struct LossLog {
+    what: &'static str,
+    steps: usize,
+    every: usize,
+    t0: Instant,
+    acc: (f64, usize),
+    curve: Vec<f64>,
+}
+
+impl LossLog {
+    fn new(what: &'static str, steps: usize, every: usize) -> LossLog {
+        LossLog {
+            what,
+            steps,
+            every,
+            t0: Instant::now(),
+            acc: (0.0, 0),
+            curve: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, step: usize, loss: f64) {
+        self.acc.0 += loss;
+        self.acc.1 += 1;
+        if self.every > 0 && (step.is_multiple_of(self.every) || step == self.steps) {
+            let mean = self.acc.0 / self.acc.1 as f64;
+            let el = self.t0.elapsed().as_secs_f64();
+            let rate = step as f64 / el.max(1e-9);
+            eprintln!(
+                "[{}] step {step:>5}/{}  loss {mean:.4}  {rate:.1} steps/s  elapsed {el:.0}s  ETA {:.0}s",
+                self.what,
+                self.steps,
+                (self.steps - step) as f64 / rate.max(1e-9)
+            );
+            self.curve.push(mean);
+            self.acc = (0.0, 0);
+        }
+    }
 }
 
 /// Trains an encoder to bind `data` to caption embeddings: `captions[c]` are
@@ -430,9 +462,7 @@ pub fn train_binding(
     let enc = Encoder::new(cfg, &mut rng, dev)?;
     let mut opt = AdamW::new(s.optim.clone(), s.steps, &enc.params)?;
     let dim = cfg.out_dim;
-    let t0 = Instant::now();
-    let mut curve = Vec::new();
-    let mut acc = (0.0, 0usize);
+    let mut log = LossLog::new("bind", s.steps, s.log_every);
     for step in 1..=s.steps {
         let idx = sample(&mut rng, data.n(), s.batch);
         let x = data.batch(&idx, dev)?;
@@ -449,16 +479,9 @@ pub fn train_binding(
             BindLoss::Infonce => info_nce(&emb, &anchor, s.temperature)?,
         };
         opt.step(&enc.params, &loss.backward()?)?;
-        acc.0 += loss.to_scalar::<f32>()? as f64;
-        acc.1 += 1;
-        if s.log_every > 0 && (step % s.log_every == 0 || step == s.steps) {
-            let mean = acc.0 / acc.1 as f64;
-            progress("bind", step, s.steps, mean, t0);
-            curve.push(mean);
-            acc = (0.0, 0);
-        }
+        log.push(step, loss.to_scalar::<f32>()? as f64);
     }
-    Ok((enc, curve))
+    Ok((enc, log.curve))
 }
 
 /// An encoder plus a linear head on its 384-d unit output, logits scaled by
@@ -521,9 +544,7 @@ pub fn train_supervised(
         scale: 1.0 / s.temperature,
     };
     let mut opt = AdamW::new(s.optim.clone(), s.steps, &clf.enc.params)?;
-    let t0 = Instant::now();
-    let mut curve = Vec::new();
-    let mut acc = (0.0, 0usize);
+    let mut log = LossLog::new("supervised", s.steps, s.log_every);
     for step in 1..=s.steps {
         let idx = sample(&mut rng, data.n(), s.batch);
         let x = data.batch(&idx, dev)?;
@@ -531,16 +552,9 @@ pub fn train_supervised(
         let y = Tensor::new(y.as_slice(), dev)?;
         let loss = cross_entropy(&clf.logits(&x, Some(&mut rng))?, &y)?;
         opt.step(&clf.enc.params, &loss.backward()?)?;
-        acc.0 += loss.to_scalar::<f32>()? as f64;
-        acc.1 += 1;
-        if s.log_every > 0 && (step % s.log_every == 0 || step == s.steps) {
-            let mean = acc.0 / acc.1 as f64;
-            progress("supervised", step, s.steps, mean, t0);
-            curve.push(mean);
-            acc = (0.0, 0);
-        }
+        log.push(step, loss.to_scalar::<f32>()? as f64);
     }
-    Ok((clf, curve))
+    Ok((clf, log.curve))
 }
 
 // ---------------------------------------------------------------- evaluation
