@@ -63,6 +63,10 @@ pub struct EncoderConfig {
     pub drop_path: f64,
     /// LayerNorm epsilon.
     pub ln_eps: f64,
+    /// Overrides of the contract's preprocessing parameters, merged onto
+    /// the modality's defaults (e.g. `{ min_depth_m = 1.0 }` for depth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<serde_json::Value>,
 }
 
 /// A configuration that cannot be built.
@@ -100,6 +104,7 @@ impl EncoderConfig {
             bias_kv,
             drop_path,
             ln_eps: 1e-6,
+            preprocess: None,
         })
     }
 
@@ -175,6 +180,8 @@ impl EncoderConfig {
         if !(0.0..1.0).contains(&self.drop_path) {
             return Err(self.err(format!("drop_path {} is not in [0, 1)", self.drop_path)));
         }
+        self.preprocess_with_overrides(self.default_preprocess().0)
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -196,8 +203,51 @@ impl EncoderConfig {
     /// matching preprocessing (ImageBind's parameters otherwise), `space` and
     /// what it was bound against.
     pub fn contract(&self, space: &str, trained_against: &str, source: &str) -> Contract {
+        let (base, window_s) = self.default_preprocess();
+        // Validated configs merge cleanly; an unvalidated bad override keeps the defaults.
+        let preprocess = self.preprocess_with_overrides(base.clone()).unwrap_or(base);
+        let mut shape = vec![Dim::Symbol("batch".into())];
+        shape.extend(self.input.iter().map(|&n| Dim::Fixed(n)));
+        Contract {
+            version: CONTRACT_VERSION,
+            modality: self.modality,
+            space: space.into(),
+            input: InputSpec {
+                name: self.modality.as_str().into(),
+                shape,
+            },
+            output: OutputSpec {
+                name: "embedding".into(),
+                dim: self.out_dim,
+            },
+            preprocess,
+            window_s: Some(window_s),
+            trained_against: trained_against.into(),
+            source: source.into(),
+        }
+    }
+
+    /// `preprocess` merged onto `base`; the kind cannot change.
+    fn preprocess_with_overrides(
+        &self,
+        base: Preprocess,
+    ) -> std::result::Result<Preprocess, String> {
+        let Some(over) = &self.preprocess else {
+            return Ok(base);
+        };
+        if over.get("kind").is_some() {
+            return Err("preprocess: `kind` comes from the modality".into());
+        }
+        let mut v = serde_json::to_value(&base).map_err(|e| e.to_string())?;
+        edgebind_models::contract::merge_json(&mut v, over.clone());
+        serde_json::from_value(v).map_err(|e| format!("preprocess: {e}"))
+    }
+
+    /// The preprocessing matching this input shape (ImageBind's parameters
+    /// otherwise) and the window length in seconds.
+    fn default_preprocess(&self) -> (Preprocess, f64) {
         let side = |i: usize| self.input[i] as u32;
-        let (preprocess, window_s) = match self.modality {
+        match self.modality {
             ContractModality::Vision => {
                 let frames = if self.input.len() == 4 {
                     self.input[1]
@@ -251,25 +301,6 @@ impl EncoderConfig {
                 let w = p.length as f64 / p.sample_rate;
                 (Preprocess::Imu(p), w)
             }
-        };
-        let mut shape = vec![Dim::Symbol("batch".into())];
-        shape.extend(self.input.iter().map(|&n| Dim::Fixed(n)));
-        Contract {
-            version: CONTRACT_VERSION,
-            modality: self.modality,
-            space: space.into(),
-            input: InputSpec {
-                name: self.modality.as_str().into(),
-                shape,
-            },
-            output: OutputSpec {
-                name: "embedding".into(),
-                dim: self.out_dim,
-            },
-            preprocess,
-            window_s: Some(window_s),
-            trained_against: trained_against.into(),
-            source: source.into(),
         }
     }
 }
@@ -648,6 +679,22 @@ mod tests {
             c.contract("s", "t", "").validate().unwrap();
         }
         assert!(EncoderConfig::small(ContractModality::Text).is_none());
+    }
+
+    #[test]
+    fn preprocessing_overrides_reach_the_contract_and_bad_ones_are_refused() {
+        let mut c = EncoderConfig::small(ContractModality::Depth).unwrap();
+        c.preprocess = Some(serde_json::json!({"min_depth_m": 1.0}));
+        c.validate().unwrap();
+        match c.contract("s", "t", "").preprocess {
+            Preprocess::Depth(p) => assert_eq!((p.min_depth_m, p.crop), (1.0, 64)),
+            other => panic!("{other:?}"),
+        }
+        c.preprocess = Some(serde_json::json!({"min_depth": 1.0}));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("preprocess") && e.contains("min_depth"), "{e}");
+        c.preprocess = Some(serde_json::json!({"kind": "audio"}));
+        assert!(c.validate().unwrap_err().to_string().contains("kind"));
     }
 
     #[test]
