@@ -53,6 +53,27 @@ pub enum ContractModality {
 }
 
 impl ContractModality {
+    /// The five sensor modalities (everything but text), in sensor order.
+    pub const SENSORS: [ContractModality; 5] = [
+        ContractModality::Vision,
+        ContractModality::Audio,
+        ContractModality::Depth,
+        ContractModality::Thermal,
+        ContractModality::Imu,
+    ];
+
+    /// The sensor stream this encodes; `None` for text.
+    pub fn sensor(self) -> Option<edgebind_sensors::Modality> {
+        Some(match self {
+            ContractModality::Vision => edgebind_sensors::Modality::Vision,
+            ContractModality::Audio => edgebind_sensors::Modality::Audio,
+            ContractModality::Depth => edgebind_sensors::Modality::Depth,
+            ContractModality::Thermal => edgebind_sensors::Modality::Thermal,
+            ContractModality::Imu => edgebind_sensors::Modality::Imu,
+            ContractModality::Text => return None,
+        })
+    }
+
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -431,13 +452,7 @@ mod tests {
 
     #[test]
     fn imagebind_defaults_are_valid_and_round_trip() {
-        for m in [
-            ContractModality::Vision,
-            ContractModality::Audio,
-            ContractModality::Depth,
-            ContractModality::Thermal,
-            ContractModality::Imu,
-        ] {
+        for m in ContractModality::SENSORS {
             let c = Contract::imagebind(m);
             c.validate().unwrap();
             assert_eq!(Contract::from_json(&c.to_json()).unwrap(), c);

@@ -30,15 +30,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use edgebind_models::backend::Encoder as _;
 use edgebind_models::backend::tract::TractEncoder;
-use edgebind_models::backend::{BackendOptions, Encoder as _};
 use edgebind_models::contract::{ContractModality, Preprocess};
-use edgebind_models::preprocess::Tensor as ItemTensor;
 use edgebind_models::text::TextTower;
 use edgebind_sensors::window::WindowConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Dataset, LoadSpec, Split};
+use crate::data::{self, Dataset, LoadSpec, Split, frozen_backend};
 use crate::export::write_onnx;
 use crate::loss::{info_nce, top1};
 use crate::params::Rng;
@@ -139,7 +138,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     }
     let root_encoder = if plan.root != ContractModality::Text {
         let path = rel(Path::new(&plan.root_model.model));
-        let enc = TractEncoder::load(&path, &anchor_backend())?;
+        let enc = TractEncoder::load(&path, &frozen_backend())?;
         preprocess.insert(plan.root, enc.contract().preprocess.clone());
         Some((path, enc))
     } else {
@@ -216,12 +215,20 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 anyhow::anyhow!("{name}: binds to text but there are no captions")
             })?)
         } else {
-            let path = if Some(edge.anchor) == Some(plan.root) {
-                root_encoder.as_ref().expect("sensor root loaded").0.clone()
-            } else {
-                out.join(format!("{}.onnx", edge.anchor.as_str()))
+            // The root was loaded above (for its preprocessing); earlier
+            // learners are loaded from their export only if not cached.
+            let (path, loaded) = match &root_encoder {
+                Some((p, enc)) if edge.anchor == plan.root => (p.clone(), Some(enc)),
+                _ => (out.join(format!("{}.onnx", edge.anchor.as_str())), None),
             };
-            AnchorTable::Fixed(embed_moments(&ds, edge.anchor, &path, &cache, quiet)?)
+            AnchorTable::Fixed(embed_moments(
+                &ds,
+                edge.anchor,
+                &path,
+                loaded,
+                &cache,
+                quiet,
+            )?)
         };
         let seed = plan.file.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(ji as u64 + 1));
         let log = train_edge(TrainJob {
@@ -264,13 +271,6 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     });
     write_json(&out.join("bind.json"), &summary)?;
     Ok(logs)
-}
-
-fn anchor_backend() -> BackendOptions {
-    BackendOptions {
-        threads: 1,
-        max_batch: 16,
-    }
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> anyhow::Result<()> {
@@ -383,11 +383,13 @@ impl AnchorTable<'_> {
     }
 }
 
-/// The frozen encoder at `path`'s embedding of every moment's `modality` input.
+/// The frozen encoder at `path`'s embedding of every moment's `modality`
+/// input (`loaded`: that encoder, if already in memory).
 fn embed_moments(
     ds: &Dataset,
     modality: ContractModality,
     path: &Path,
+    loaded: Option<&TractEncoder>,
     cache: &EmbCache,
     quiet: bool,
 ) -> anyhow::Result<(Vec<f32>, usize)> {
@@ -417,16 +419,18 @@ fn embed_moments(
         &key,
         &format!("{} anchor embeddings", modality.as_str()),
         || {
-            let enc = TractEncoder::load(path, &anchor_backend())?;
+            let owned;
+            let enc = match loaded {
+                Some(e) => e,
+                None => {
+                    owned = TractEncoder::load(path, &frozen_backend())?;
+                    &owned
+                }
+            };
             let t0 = Instant::now();
             let n = ds.moments.len();
-            let mut out = Vec::with_capacity(n);
-            for start in (0..n).step_by(64) {
-                let items: Vec<ItemTensor> = (start..(start + 64).min(n))
-                    .map(|i| ItemTensor::new(inputs.item.clone(), inputs.row(i).to_vec()))
-                    .collect();
-                out.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
-            }
+            let rows: Vec<usize> = (0..n).collect();
+            let out = inputs.embed(enc, &rows)?;
             if !quiet {
                 eprintln!(
                     "embedded {n} {} windows with {} in {:.1} s",

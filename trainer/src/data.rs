@@ -26,17 +26,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use edgebind_models::backend::{BackendOptions, Encoder};
 use edgebind_models::contract::{ContractModality, Preprocess};
-use edgebind_models::preprocess::Preprocessor;
-use edgebind_sensors::modality::Modality;
+use edgebind_models::onnx::ModelError;
+use edgebind_models::preprocess::{Preprocessor, Tensor as ItemTensor};
 use edgebind_sensors::recording::{McapReader, TRUTH_TOPIC, decode_sample};
 use edgebind_sensors::sample::Sample;
 use edgebind_sensors::window::{Window, WindowConfig, Windower};
-
-/// The sensor modality of a contract modality (`None` for text).
-pub fn sensor_modality(m: ContractModality) -> Option<Modality> {
-    m.as_str().parse().ok()
-}
 
 /// One truth span: situations active in `[start_ns, end_ns)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +114,28 @@ impl Inputs {
     pub fn row(&self, i: usize) -> &[f32] {
         let n = self.item_len();
         &self.data[i * n..(i + 1) * n]
+    }
+
+    /// `enc`'s embeddings of the given rows, in order (64 items per call).
+    pub fn embed(&self, enc: &dyn Encoder, rows: &[usize]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(64) {
+            let items: Vec<ItemTensor> = chunk
+                .iter()
+                .map(|&i| ItemTensor::new(self.item.clone(), self.row(i).to_vec()))
+                .collect();
+            out.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
+        }
+        Ok(out)
+    }
+}
+
+/// Backend settings for frozen encoders run over a whole dataset (anchors
+/// in `bind`, every encoder in `eval`): one thread, batches of up to 16.
+pub fn frozen_backend() -> BackendOptions {
+    BackendOptions {
+        threads: 1,
+        max_batch: 16,
     }
 }
 
@@ -206,7 +224,7 @@ pub fn load(
     let longest_ns = spec
         .preprocess
         .keys()
-        .filter_map(|&m| sensor_modality(m))
+        .filter_map(|&m| m.sensor())
         .map(|m| (spec.windows.spec(m).length_s * 1e9) as u64)
         .max()
         .unwrap_or(0);
@@ -298,7 +316,8 @@ fn read_one(
     let mut reader = McapReader::open(path).map_err(|e| err(e.to_string()))?;
     let mut streams = Vec::new();
     for (&m, p) in &spec.preprocess {
-        let sm = sensor_modality(m)
+        let sm = m
+            .sensor()
             .ok_or_else(|| err(format!("{} is not a sensor modality", m.as_str())))?;
         streams.push(Stream {
             modality: m,
@@ -327,10 +346,7 @@ fn read_one(
             }
             continue;
         };
-        let Some(s) = streams
-            .iter_mut()
-            .find(|s| sensor_modality(s.modality) == Some(sm))
-        else {
+        let Some(s) = streams.iter_mut().find(|s| s.modality.sensor() == Some(sm)) else {
             continue;
         };
         decode_sample(path, &msg, &mut s.sample).map_err(|e| err(e.to_string()))?;

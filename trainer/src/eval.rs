@@ -15,14 +15,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use edgebind_models::backend::Encoder as _;
 use edgebind_models::backend::tract::TractEncoder;
-use edgebind_models::backend::{BackendOptions, Encoder as _};
 use edgebind_models::contract::{ContractModality, Preprocess};
-use edgebind_models::preprocess::Tensor as ItemTensor;
 use edgebind_models::text::TextTower;
 use edgebind_sensors::window::WindowConfig;
 
-use crate::data::{self, LoadSpec};
+use crate::data::{self, LoadSpec, frozen_backend};
 use crate::prompts::Prompts;
 use crate::report::{EvalSet, Report};
 
@@ -45,26 +44,12 @@ pub struct EvalOptions {
     pub quiet: bool,
 }
 
-const SENSORS: [ContractModality; 5] = [
-    ContractModality::Vision,
-    ContractModality::Audio,
-    ContractModality::Depth,
-    ContractModality::Thermal,
-    ContractModality::Imu,
-];
-
 fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncoder>> {
     let mut out = BTreeMap::new();
-    for m in SENSORS {
+    for m in ContractModality::SENSORS {
         let p = dir.join(format!("{}.onnx", m.as_str()));
         if p.exists() {
-            let enc = TractEncoder::load(
-                &p,
-                &BackendOptions {
-                    threads: 1,
-                    max_batch: 16,
-                },
-            )?;
+            let enc = TractEncoder::load(&p, &frozen_backend())?;
             anyhow::ensure!(
                 enc.contract().modality == m,
                 "{}: the contract says {}, the file name says {}",
@@ -161,16 +146,7 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     let embed = |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<BTreeMap<String, Vec<Vec<f32>>>> {
         let mut out = BTreeMap::new();
         for (m, enc) in encs {
-            let inputs = &ds.inputs[m];
-            let mut rows = Vec::with_capacity(keep.len());
-            for chunk in keep.chunks(64) {
-                let items: Vec<ItemTensor> = chunk
-                    .iter()
-                    .map(|&i| ItemTensor::new(inputs.item.clone(), inputs.row(i).to_vec()))
-                    .collect();
-                rows.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
-            }
-            out.insert(m.as_str().to_string(), rows);
+            out.insert(m.as_str().to_string(), ds.inputs[m].embed(enc, &keep)?);
         }
         Ok(out)
     };

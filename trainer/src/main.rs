@@ -217,16 +217,10 @@ fn bench(plan: Option<PathBuf>, batch: usize, steps: usize) -> anyhow::Result<()
             .into_iter()
             .map(|e| e.encoder)
             .collect(),
-        None => [
-            ContractModality::Vision,
-            ContractModality::Audio,
-            ContractModality::Depth,
-            ContractModality::Thermal,
-            ContractModality::Imu,
-        ]
-        .into_iter()
-        .filter_map(EncoderConfig::small)
-        .collect(),
+        None => ContractModality::SENSORS
+            .into_iter()
+            .filter_map(EncoderConfig::small)
+            .collect(),
     };
     anyhow::ensure!(
         batch >= 2 && steps >= 1,

@@ -667,13 +667,7 @@ mod tests {
 
     #[test]
     fn small_defaults_are_valid_and_contracts_match_inputs() {
-        for m in [
-            ContractModality::Vision,
-            ContractModality::Audio,
-            ContractModality::Depth,
-            ContractModality::Thermal,
-            ContractModality::Imu,
-        ] {
+        for m in ContractModality::SENSORS {
             let c = EncoderConfig::small(m).unwrap();
             c.validate().unwrap();
             c.contract("s", "t", "").validate().unwrap();

@@ -81,16 +81,10 @@ fn every_architecture_matches_tract_within_1e_4() {
     let mut vision_single_frame = EncoderConfig::small(ContractModality::Vision).unwrap();
     vision_single_frame.input = vec![3, 32, 32];
     vision_single_frame.patch = vec![8, 8];
-    let mut configs: Vec<EncoderConfig> = [
-        ContractModality::Vision,
-        ContractModality::Audio,
-        ContractModality::Depth,
-        ContractModality::Thermal,
-        ContractModality::Imu,
-    ]
-    .into_iter()
-    .filter_map(EncoderConfig::small)
-    .collect();
+    let mut configs: Vec<EncoderConfig> = ContractModality::SENSORS
+        .into_iter()
+        .filter_map(EncoderConfig::small)
+        .collect();
     configs.push(vision_single_frame);
     for cfg in &configs {
         let d = parity(cfg);
