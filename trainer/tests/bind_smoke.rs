@@ -164,15 +164,18 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
     assert!(!stopped[0].complete);
     assert!(!d.join("b/vision.onnx").exists());
     assert!(d.join("b/checkpoints/vision.safetensors").exists());
-    let resumed = bind(
-        &d.join("b.toml"),
-        &BindOptions {
-            quiet: true,
-            resume: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let resume = || {
+        bind(
+            &d.join("b.toml"),
+            &BindOptions {
+                quiet: true,
+                resume: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let resumed = resume();
     assert_eq!(resumed.len(), 5);
     for f in ["vision.onnx", "imu.onnx", "audio.onnx", "paired/audio.onnx"] {
         let a = std::fs::read(d.join("a").join(f)).unwrap();
@@ -183,15 +186,7 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         );
     }
     // Everything finished: a resume only skips.
-    let again = bind(
-        &d.join("b.toml"),
-        &BindOptions {
-            quiet: true,
-            resume: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let again = resume();
     assert!(again.iter().all(|l| l.complete));
     assert_eq!(again[0].seconds, resumed[0].seconds);
     std::fs::remove_dir_all(&d).ok();
