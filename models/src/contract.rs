@@ -166,6 +166,16 @@ impl Preprocess {
         }
     }
 
+    /// Seconds between the frames of the clip the encoder takes (vision with
+    /// a real 2-frame clip); 0 for single frames and every other modality.
+    /// The windower is built with it ([`edgebind_sensors::window::Windower::with_clip`]).
+    pub fn clip_s(&self) -> f64 {
+        match self {
+            Preprocess::Vision(p) => p.clip_s,
+            _ => 0.0,
+        }
+    }
+
     /// The per-item shape this preprocessing produces (no batch dimension), if fixed.
     pub fn item_shape(&self) -> Option<Vec<usize>> {
         Some(match self {
@@ -342,6 +352,15 @@ impl Contract {
         }
         if self.input.shape.is_empty() {
             return bad("`input.shape` is empty".into());
+        }
+        if let Preprocess::Vision(p) = &self.preprocess
+            && p.clip_s != 0.0
+            && (p.frames != 2 || !(0.001..=60.0).contains(&p.clip_s))
+        {
+            return bad(format!(
+                "preprocess.clip_s = {} needs `frames` = 2 (got {}) and 0.001..60 s",
+                p.clip_s, p.frames
+            ));
         }
         for (i, d) in self.input.shape.iter().enumerate().skip(1) {
             if let Dim::Symbol(s) = d {

@@ -20,6 +20,17 @@
 //! nearest one; a frame further than `length` from `t_end` is not used (the
 //! camera stalled) and the window is skipped and counted in
 //! [`Windower::skipped`].
+//!
+//! ## Frame clips
+//! An encoder that sees motion (ImageBind's vision input is a 2-frame clip)
+//! asks for a clip with [`Windower::with_clip`]: each frame window then also
+//! carries, in [`WindowData::Frame::earlier`], the frame nearest
+//! `t_end - clip` among the frames strictly before the window's own frame.
+//! A window whose earlier frame is missing or more than `clip / 2` from its
+//! target (the camera stalled or runs slower than the clip) is skipped and
+//! counted like a stalled window. The clip length comes from the encoder's
+//! contract, never from a user setting, so training and the daemon cut the
+//! same clips.
 
 use std::collections::VecDeque;
 
@@ -184,6 +195,9 @@ pub enum WindowData {
         t: Timestamp,
         /// The frame.
         frame: Frame,
+        /// With a clip ([`Windower::with_clip`]): the frame nearest
+        /// `t_end - clip`, strictly before `frame`. `None` without a clip.
+        earlier: Option<Box<(Timestamp, Frame)>>,
     },
     /// Audio covering the window, placed by timestamp.
     Audio {
@@ -232,6 +246,9 @@ pub struct Windower {
     skipped: u64,
     // Frame streams: the latest frame before the next window end.
     prev_frame: Option<(Timestamp, Frame)>,
+    // Frame clips: the clip length and the recent frames to pick the earlier frame from.
+    clip_ns: u64,
+    history: VecDeque<(Timestamp, Frame)>,
     // Audio: chunks that may still fall in a future window.
     chunks: VecDeque<(u64, AudioChunk)>,
     audio_format: Option<(u32, u16)>,
@@ -253,10 +270,48 @@ impl Windower {
             wall_offset: 0,
             skipped: 0,
             prev_frame: None,
+            clip_ns: 0,
+            history: VecDeque::new(),
             chunks: VecDeque::new(),
             audio_format: None,
             imu: VecDeque::new(),
         })
+    }
+
+    /// Frame streams: every window also carries the frame nearest
+    /// `t_end - clip_s` (see the module doc). `clip_s = 0` (the default) means
+    /// single frames. Refused for audio and IMU, and for a clip outside
+    /// 1 ms..60 s.
+    pub fn with_clip(mut self, clip_s: f64) -> Result<Self, WindowError> {
+        if clip_s == 0.0 {
+            self.clip_ns = 0;
+            return Ok(self);
+        }
+        if !self.modality.is_frame_stream() || !(0.001..=60.0).contains(&clip_s) {
+            return Err(WindowError::BadSpec {
+                field: "clip_s",
+                value: clip_s,
+            });
+        }
+        self.clip_ns = secs_to_ns(clip_s);
+        Ok(self)
+    }
+
+    /// The clip length of frame windows, ns (0: single frames).
+    pub fn clip_ns(&self) -> u64 {
+        self.clip_ns
+    }
+
+    /// The earlier frame of a clip whose own frame is at `own`, for the
+    /// window ending at `end`; `None` when no frame is close enough.
+    fn earlier_frame(&self, end: u64, own: u64) -> Option<Box<(Timestamp, Frame)>> {
+        let target = end.saturating_sub(self.clip_ns);
+        self.history
+            .iter()
+            .filter(|(t, _)| t.mono_ns < own)
+            .min_by_key(|(t, _)| t.mono_ns.abs_diff(target))
+            .filter(|(t, _)| t.mono_ns.abs_diff(target) <= self.clip_ns / 2)
+            .map(|(t, f)| Box::new((*t, f.clone())))
     }
 
     /// The modality this windower cuts.
@@ -355,6 +410,17 @@ impl Windower {
     }
 
     fn push_frame(&mut self, t: Timestamp, f: &Frame, out: &mut Vec<Window>) {
+        if self.clip_ns > 0 {
+            // Keep what the next windows may still pick as their earlier frame.
+            let keep = 2 * self.clip_ns + self.length_ns;
+            while self
+                .history
+                .front()
+                .is_some_and(|(ht, _)| ht.mono_ns + keep < t.mono_ns)
+            {
+                self.history.pop_front();
+            }
+        }
         while let Some(end) = self.next_end {
             if t.mono_ns < end {
                 break;
@@ -368,13 +434,22 @@ impl Windower {
             } else {
                 (t, f.clone(), after_d)
             };
-            if d <= self.length_ns {
+            let earlier = if self.clip_ns > 0 && d <= self.length_ns {
+                self.earlier_frame(end, ft.mono_ns)
+            } else {
+                None
+            };
+            if d <= self.length_ns && (self.clip_ns == 0 || earlier.is_some()) {
                 out.push(Window {
                     modality: self.modality,
                     t_start: end.saturating_sub(self.length_ns),
                     t_end: end,
                     wall_end_ns: self.wall_of(end),
-                    data: WindowData::Frame { t: ft, frame },
+                    data: WindowData::Frame {
+                        t: ft,
+                        frame,
+                        earlier,
+                    },
                 });
             } else {
                 self.skipped += 1;
@@ -391,6 +466,9 @@ impl Windower {
                 pf.data.extend_from_slice(&f.data);
             }
             None => self.prev_frame = Some((t, f.clone())),
+        }
+        if self.clip_ns > 0 {
+            self.history.push_back((t, f.clone()));
         }
     }
 
@@ -485,16 +563,26 @@ impl Windower {
             && end >= pt.mono_ns
             && end - pt.mono_ns <= self.length_ns
         {
-            out.push(Window {
-                modality: self.modality,
-                t_start: end.saturating_sub(self.length_ns),
-                t_end: end,
-                wall_end_ns: self.wall_of(end),
-                data: WindowData::Frame {
-                    t: *pt,
-                    frame: pf.clone(),
-                },
-            });
+            let earlier = if self.clip_ns > 0 {
+                self.earlier_frame(end, pt.mono_ns)
+            } else {
+                None
+            };
+            if self.clip_ns == 0 || earlier.is_some() {
+                out.push(Window {
+                    modality: self.modality,
+                    t_start: end.saturating_sub(self.length_ns),
+                    t_end: end,
+                    wall_end_ns: self.wall_of(end),
+                    data: WindowData::Frame {
+                        t: *pt,
+                        frame: pf.clone(),
+                        earlier,
+                    },
+                });
+            } else {
+                self.skipped += 1;
+            }
             self.next_end = Some(end + self.hop_ns);
         }
     }
@@ -561,6 +649,72 @@ mod tests {
         w.finish(&mut out);
         // End 1000: last frame 930 is within 250 ms.
         assert_eq!(out.last().unwrap().t_end, 1000 * MS);
+    }
+
+    #[test]
+    fn clips_carry_the_frame_nearest_the_clip_start() {
+        // 10 fps from 30 ms; hop 500 ms, length 250 ms, clip 400 ms.
+        let spec = WindowSpec {
+            length_s: 0.25,
+            hop_s: 0.5,
+        };
+        let mut w = Windower::new(Modality::Vision, spec)
+            .unwrap()
+            .with_clip(0.4)
+            .unwrap();
+        let mut out = Vec::new();
+        for k in 0..12u64 {
+            w.push(&frame_at(30 + 100 * k, k as u8), &mut out).unwrap();
+        }
+        w.finish(&mut out);
+        let picked: Vec<(u64, u64, u64)> = out
+            .iter()
+            .map(|win| match &win.data {
+                WindowData::Frame {
+                    t,
+                    earlier: Some(e),
+                    ..
+                } => (win.t_end / MS, t.mono_ns / MS, e.0.mono_ns / MS),
+                other => panic!("no earlier frame in {other:?}"),
+            })
+            .collect();
+        // End 500: own frame 530, target 100 -> 130 (d 30). End 1000: own 1030,
+        // target 600 -> 630. End 1500 (finish): own 1130 is 370 ms away: no window.
+        assert_eq!(picked, vec![(500, 530, 130), (1000, 1030, 630)]);
+        let WindowData::Frame { earlier, .. } = &out[0].data else {
+            unreachable!()
+        };
+        assert_eq!(earlier.as_ref().unwrap().1.data, vec![1; 6]);
+        assert_eq!(w.skipped(), 0);
+        // The history stays short: only what the next clip can still use.
+        assert!(w.history.len() <= 12, "{}", w.history.len());
+
+        // A camera slower than the clip: the earlier frame is too far, the
+        // window is skipped and counted. 1 fps, clip 0.3 s.
+        let spec = WindowSpec {
+            length_s: 1.0,
+            hop_s: 1.0,
+        };
+        let mut w = Windower::new(Modality::Vision, spec)
+            .unwrap()
+            .with_clip(0.3)
+            .unwrap();
+        let mut out = Vec::new();
+        for k in 0..4u64 {
+            w.push(&frame_at(1000 * k, 0), &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert_eq!(w.skipped(), 3);
+        // Clips are for frame streams only, with a sane length.
+        assert!(Windower::new(Modality::Audio, WindowSpec::default_for(Modality::Audio))
+            .unwrap()
+            .with_clip(0.5)
+            .is_err());
+        assert!(Windower::new(Modality::Vision, spec).unwrap().with_clip(-1.0).is_err());
+        assert_eq!(
+            Windower::new(Modality::Vision, spec).unwrap().with_clip(0.0).unwrap().clip_ns(),
+            0
+        );
     }
 
     #[test]

@@ -321,7 +321,9 @@ fn read_one(
             .ok_or_else(|| err(format!("{} is not a sensor modality", m.as_str())))?;
         streams.push(Stream {
             modality: m,
-            windower: Windower::new(sm, spec.windows.spec(sm)).map_err(|e| err(e.to_string()))?,
+            windower: Windower::new(sm, spec.windows.spec(sm))
+                .and_then(|w| w.with_clip(p.clip_s()))
+                .map_err(|e| err(e.to_string()))?,
             pre: Preprocessor::new(p)
                 .map_err(|e| err(format!("{} preprocessing: {e}", m.as_str())))?,
             sample: Sample::empty(sm),

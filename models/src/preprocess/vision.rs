@@ -34,6 +34,17 @@ pub struct VisionParams {
     /// Frames in the model input (the frame is repeated): 2 for ImageBind, 0
     /// for a plain image model taking `[3, crop, crop]`.
     pub frames: usize,
+    /// Seconds between the two frames of a real clip (`frames` = 2): the
+    /// window's earlier frame (nearest `t_end - clip_s`) is time step 0 and
+    /// its own frame time step 1, so the encoder sees motion. 0 (ImageBind's
+    /// images, the default): the one frame repeated. A still image given to a
+    /// clip encoder (`edgebind embed`) is repeated too: a clip with no motion.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub clip_s: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for VisionParams {
@@ -44,6 +55,7 @@ impl Default for VisionParams {
             mean: CLIP_MEAN,
             std: CLIP_STD,
             frames: 2,
+            clip_s: 0.0,
         }
     }
 }
@@ -178,6 +190,35 @@ pub(crate) fn crop_offset(size: usize, crop: usize) -> usize {
         .max(0.0) as usize
 }
 
+/// Two RGB8 frames (earlier, later) -> normalised `[3, 2, crop, crop]`
+/// clip, each frame transformed exactly as [`preprocess_rgb8`] does.
+pub fn preprocess_rgb8_clip(
+    earlier: (&[u8], usize, usize),
+    later: (&[u8], usize, usize),
+    p: &VisionParams,
+) -> Result<Tensor, PreprocessError> {
+    if p.frames != 2 {
+        return Err(PreprocessError::Shape(format!(
+            "a 2-frame clip needs `frames` = 2 in the contract, not {}",
+            p.frames
+        )));
+    }
+    let single = VisionParams {
+        frames: 0,
+        ..p.clone()
+    };
+    let a = preprocess_rgb8(earlier.0, earlier.1, earlier.2, &single)?;
+    let b = preprocess_rgb8(later.0, later.1, later.2, &single)?;
+    let crop = p.crop as usize;
+    let plane = crop * crop;
+    let mut out = Vec::with_capacity(6 * plane);
+    for c in 0..3 {
+        out.extend_from_slice(&a.data[c * plane..(c + 1) * plane]);
+        out.extend_from_slice(&b.data[c * plane..(c + 1) * plane]);
+    }
+    Ok(Tensor::new(vec![3, 2, crop, crop], out))
+}
+
 /// RGB8 image -> normalised `[3, crop, crop]` (or `[3, frames, crop, crop]`) tensor.
 pub fn preprocess_rgb8(
     src: &[u8],
@@ -222,6 +263,29 @@ pub fn preprocess_rgb8(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clips_stack_two_transformed_frames_in_time_order() {
+        let p = VisionParams {
+            resize: 4,
+            crop: 4,
+            clip_s: 0.5,
+            ..VisionParams::default()
+        };
+        let a = vec![10u8; 6 * 4 * 3];
+        let b: Vec<u8> = (0..6 * 4 * 3).map(|i| (i * 5 % 256) as u8).collect();
+        let clip = preprocess_rgb8_clip((&a, 6, 4), (&b, 6, 4), &p).unwrap();
+        assert_eq!(clip.shape, vec![3, 2, 4, 4]);
+        let single = VisionParams { frames: 0, ..p.clone() };
+        let ta = preprocess_rgb8(&a, 6, 4, &single).unwrap();
+        let tb = preprocess_rgb8(&b, 6, 4, &single).unwrap();
+        for c in 0..3 {
+            assert_eq!(clip.data[(2 * c) * 16..(2 * c + 1) * 16], ta.data[c * 16..(c + 1) * 16]);
+            assert_eq!(clip.data[(2 * c + 1) * 16..(2 * c + 2) * 16], tb.data[c * 16..(c + 1) * 16]);
+        }
+        let three = VisionParams { frames: 3, ..p };
+        assert!(preprocess_rgb8_clip((&a, 6, 4), (&b, 6, 4), &three).is_err());
+    }
 
     #[test]
     fn sizes_follow_torchvision() {

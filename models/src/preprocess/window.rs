@@ -56,9 +56,29 @@ impl Preprocessor {
                 .map_err(|e| PreprocessError::Shape(e.to_string()))?;
         }
         match (&self.spec, &w.data) {
-            (Preprocess::Vision(p), WindowData::Frame { frame, .. })
+            (Preprocess::Vision(p), WindowData::Frame { frame, earlier, .. })
                 if frame.format == PixelFormat::Rgb8 =>
             {
+                if p.clip_s > 0.0 {
+                    let Some(e) = earlier else {
+                        return Err(PreprocessError::Shape(format!(
+                            "the encoder takes a {} s clip but the vision window ending at {} ns \
+                             has one frame (build its windower with the contract's clip)",
+                            p.clip_s, w.t_end
+                        )));
+                    };
+                    let (_, ef) = &**e;
+                    ef.validate()
+                        .map_err(|e| PreprocessError::Shape(e.to_string()))?;
+                    if ef.format != PixelFormat::Rgb8 {
+                        return Err(wrong("vision (rgb8)", w));
+                    }
+                    return Ok(vec![vision::preprocess_rgb8_clip(
+                        (&ef.data, ef.width as usize, ef.height as usize),
+                        (&frame.data, frame.width as usize, frame.height as usize),
+                        p,
+                    )?]);
+                }
                 Ok(vec![vision::preprocess_rgb8(
                     &frame.data,
                     frame.width as usize,
@@ -160,6 +180,7 @@ mod tests {
         let frame = |fmt: PixelFormat| WindowData::Frame {
             t: Timestamp::sim(0),
             frame: Frame::zeroed(320, 240, fmt),
+            earlier: None,
         };
         let cases = [
             (
@@ -226,5 +247,42 @@ mod tests {
                 .contains("vision (rgb8) preprocessing got a depth_z16 frame"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn clip_contracts_take_the_earlier_frame_first_and_refuse_single_frames() {
+        let spec = Preprocess::Vision(crate::preprocess::vision::VisionParams {
+            resize: 8,
+            crop: 8,
+            clip_s: 0.5,
+            ..Default::default()
+        });
+        let mut p = Preprocessor::new(&spec).unwrap();
+        let mut early = Frame::zeroed(8, 8, PixelFormat::Rgb8);
+        early.data.fill(255);
+        let late = Frame::zeroed(8, 8, PixelFormat::Rgb8);
+        let w = window(
+            Modality::Vision,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: late.clone(),
+                earlier: Some(Box::new((Timestamp::sim(1_400_000_000), early))),
+            },
+        );
+        let items = p.window(&w).unwrap();
+        assert_eq!(items[0].shape, vec![3, 2, 8, 8]);
+        // Red channel: time step 0 is the white (earlier) frame, step 1 the black one.
+        assert!(items[0].data[..64].iter().all(|&v| v > 1.5));
+        assert!(items[0].data[64..128].iter().all(|&v| v < -1.5));
+        let single = window(
+            Modality::Vision,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: late,
+                earlier: None,
+            },
+        );
+        let e = p.window(&single).unwrap_err().to_string();
+        assert!(e.contains("0.5 s clip") && e.contains("2000000000 ns"), "{e}");
     }
 }
