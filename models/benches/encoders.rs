@@ -4,9 +4,14 @@
 //! * image anchor (MobileNetV2 -> text space, `models/zoo/`) through tract:
 //!   ms per image at batch 1 and 8, on 1 and 2 threads;
 //! * text tower (all-MiniLM-L6-v2, needs `scripts/fetch-models.sh`): ms per
-//!   prompt, one at a time and as a batch of 16;
+//!   prompt at batch 1, 8 and 16, on 1 and 2 threads (tokenisation, the graph
+//!   and mean pooling, as `TextTower::embed` runs them);
 //! * preprocessing: vision (PIL-exact resize of a 640x480 frame) and audio
 //!   (2 s at 44.1 kHz -> 3 clips of fbank) in ms, and the fbank alone.
+//!
+//! `EDGEBIND_BENCH_JSON=PATH` also writes the encoder and fbank figures as
+//! JSON (what `scripts/bench-vs-ort.sh` compares with ONNX Runtime and
+//! torchaudio, `models/scripts/bench_reference.py`).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -19,6 +24,8 @@ use edgebind_models::preprocess::audio::{AudioParams, AudioPreprocessor};
 use edgebind_models::preprocess::fbank::{Fbank, FbankParams};
 use edgebind_models::preprocess::vision::{VisionParams, preprocess_rgb8};
 use edgebind_models::text::{TextTower, default_dir};
+use serde_json::json;
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up
@@ -40,6 +47,8 @@ fn main() {
         9
     };
     println!("edgebind-models bench (median of {runs} runs)");
+    // (case, threads, batch, ms for the whole call) for EDGEBIND_BENCH_JSON.
+    let mut figures: Vec<(&str, usize, usize, f64)> = Vec::new();
     let zoo = Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/image_anchor_mobilenetv2.onnx");
     let img = Tensor::new(
         vec![3, 224, 224],
@@ -65,6 +74,7 @@ fn main() {
                 "image anchor (MobileNetV2 + text projection), tract, {threads} thread(s), batch {batch}: {:.1} ms per image",
                 ms / batch as f64
             );
+            figures.push(("image_anchor", threads, batch, ms));
         }
     }
     match TextTower::load(&default_dir()) {
@@ -73,16 +83,24 @@ fn main() {
                 .map(|i| format!("a dog barking in a yard number {i}"))
                 .collect();
             let refs: Vec<&str> = prompts.iter().map(|s| s.as_str()).collect();
-            let one = median_ms(runs, || {
-                black_box(t.embed(&refs[..1]).unwrap());
-            });
-            let batch = median_ms(runs, || {
-                black_box(t.embed(&refs).unwrap());
-            });
-            println!(
-                "text tower (all-MiniLM-L6-v2), tract, 1 thread: {one:.1} ms for one prompt, {:.1} ms per prompt in a batch of 16",
-                batch / 16.0
-            );
+            let tokens = t.token_ids(refs[0]).unwrap().len();
+            for threads in [1, 2] {
+                let executor = (threads > 1).then(|| Executor::multithread(threads));
+                for batch in [1, 8, 16] {
+                    let ms = median_ms(runs, || {
+                        let run = || black_box(t.embed(&refs[..batch]).unwrap());
+                        match &executor {
+                            Some(ex) => multithread_tract_scope(ex.clone(), run),
+                            None => run(),
+                        };
+                    });
+                    println!(
+                        "text tower (all-MiniLM-L6-v2), tract, {threads} thread(s), batch {batch} ({tokens} tokens): {:.2} ms per prompt",
+                        ms / batch as f64
+                    );
+                    figures.push(("text_tower", threads, batch, ms));
+                }
+            }
         }
         Err(e) => println!("text tower skipped: {e}"),
     }
@@ -113,4 +131,17 @@ fn main() {
         }
     });
     println!("fbank alone, 3 clips of 2 s at 16 kHz (3 x 198 frames x 128 mel): {ms:.2} ms");
+    figures.push(("fbank_3x2s", 1, 3, ms));
+    if let Some(path) = std::env::var_os("EDGEBIND_BENCH_JSON") {
+        let cases: Vec<_> = figures
+            .iter()
+            .map(|&(case, threads, batch, ms)| {
+                json!({"case": case, "threads": threads, "batch": batch, "ms": ms,
+                       "ms_per_item": ms / batch as f64})
+            })
+            .collect();
+        let doc = json!({"engine": "tract", "runs": runs, "cases": cases});
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+        println!("figures written to {}", Path::new(&path).display());
+    }
 }

@@ -30,7 +30,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use edgebind_models::backend::Encoder;
 use edgebind_models::backend::tract::TractEncoder;
 use edgebind_models::preprocess::window::Preprocessor;
-use edgebind_models::space::Embedding;
+use edgebind_models::space::{Embedding, SpaceError};
 use edgebind_models::text::TextTower;
 use edgebind_sensors::Modality;
 use edgebind_sensors::adapter::{Rig, SampleConsumer, SensorAdapter};
@@ -290,16 +290,11 @@ fn encoder_thread(
         };
         stats.batches.fetch_add(1, Ordering::AcqRel);
         for (w, t, at, n) in spans {
-            let parts: Vec<(f32, &Embedding)> = embs[at..at + n].iter().map(|e| (1.0, e)).collect();
-            let e = if n == 1 {
-                embs[at].clone()
-            } else {
-                match Embedding::fuse(&parts) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        fail(e.to_string());
-                        continue;
-                    }
+            let e = match window_embedding(&embs[at..at + n]) {
+                Ok(e) => e,
+                Err(e) => {
+                    fail(e.to_string());
+                    continue;
                 }
             };
             stats.encoded.fetch_add(1, Ordering::AcqRel);
@@ -317,6 +312,19 @@ fn encoder_thread(
             if out.send(msg).is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// One window's embedding from its items' embeddings: the one item's, or
+/// (audio clips) their mean re-normalised, as ImageBind averages its clips.
+/// The encoder workers and `edgebind embed` both use it.
+pub fn window_embedding(items: &[Embedding]) -> Result<Embedding, SpaceError> {
+    match items {
+        [one] => Ok(one.clone()),
+        _ => {
+            let parts: Vec<(f32, &Embedding)> = items.iter().map(|e| (1.0, e)).collect();
+            Embedding::fuse(&parts)
         }
     }
 }
@@ -364,8 +372,7 @@ fn embed_example(
     let (_, w) = best.ok_or_else(|| err(format!("no {} window in the recording", e.modality)))?;
     let items = pre.window(&w).map_err(|x| err(x.to_string()))?;
     let embs = enc.encode(&items).map_err(|x| err(x.to_string()))?;
-    let parts: Vec<(f32, &Embedding)> = embs.iter().map(|x| (1.0, x)).collect();
-    Embedding::fuse(&parts).map_err(|x| err(x.to_string()))
+    window_embedding(&embs).map_err(|x| err(x.to_string()))
 }
 
 /// A space's name and dimension.

@@ -2,7 +2,8 @@
 //!
 //! `run` is the daemon; `config check` validates its config; `listen` and
 //! `query` talk to a running daemon over MQTT; `record` and `inspect` make and
-//! read recordings.
+//! read recordings; `preprocess` and `embed` show what an encoder receives and
+//! returns for one input file.
 
 use std::process::ExitCode;
 
@@ -38,6 +39,10 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Real sensors: `sensors list` shows the attached cameras, microphones and IMUs.
     Sensors(commands::sensors::SensorsArgs),
+    /// Write the tensor an encoder receives for one input file (WAV, PNG/JPEG, CSV) as .npy.
+    Preprocess(commands::preprocess::PreprocessArgs),
+    /// Embed one input file with an encoder, or a text with the text tower.
+    Embed(commands::embed::EmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Command::Record(a) => commands::record::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Sensors(a) => commands::sensors::run(a),
+        Command::Preprocess(a) => commands::preprocess::run(a),
+        Command::Embed(a) => commands::embed::run(a),
     };
     match result {
         Ok(code) => code,

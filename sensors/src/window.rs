@@ -706,13 +706,24 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(w.skipped(), 3);
         // Clips are for frame streams only, with a sane length.
-        assert!(Windower::new(Modality::Audio, WindowSpec::default_for(Modality::Audio))
-            .unwrap()
-            .with_clip(0.5)
-            .is_err());
-        assert!(Windower::new(Modality::Vision, spec).unwrap().with_clip(-1.0).is_err());
+        assert!(
+            Windower::new(Modality::Audio, WindowSpec::default_for(Modality::Audio))
+                .unwrap()
+                .with_clip(0.5)
+                .is_err()
+        );
+        assert!(
+            Windower::new(Modality::Vision, spec)
+                .unwrap()
+                .with_clip(-1.0)
+                .is_err()
+        );
         assert_eq!(
-            Windower::new(Modality::Vision, spec).unwrap().with_clip(0.0).unwrap().clip_ns(),
+            Windower::new(Modality::Vision, spec)
+                .unwrap()
+                .with_clip(0.0)
+                .unwrap()
+                .clip_ns(),
             0
         );
     }

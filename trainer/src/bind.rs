@@ -55,6 +55,10 @@ pub struct BindOptions {
     /// Stop after this many optimiser steps in this run (checkpointed; a
     /// later `resume` run continues bit for bit as if never stopped).
     pub stop_after: Option<usize>,
+    /// Train only the edges with these names (empty: all). Seeds stay those
+    /// of the whole plan, so disjoint subsets run in parallel give the same
+    /// encoders as one run; the summary is then `bind-<names>.json`.
+    pub only: Vec<String>,
 }
 
 /// One point of a loss curve.
@@ -209,7 +213,23 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
             }
         }
     }
+    if let Some(bad) = opts
+        .only
+        .iter()
+        .find(|o| !jobs.iter().any(|(n, _)| n == *o))
+    {
+        anyhow::bail!(
+            "--only {bad}: the plan has no such edge (its edges: {})",
+            jobs.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (ji, (name, edge)) in jobs.iter().enumerate() {
+        if !opts.only.is_empty() && !opts.only.contains(name) {
+            continue;
+        }
         let anchor: AnchorTable = if edge.anchor == ContractModality::Text {
             AnchorTable::Text(text_anchor.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("{name}: binds to text but there are no captions")
@@ -269,7 +289,12 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         })).collect::<Vec<_>>(),
         "total_training_seconds": logs.iter().map(|l| l.seconds).sum::<f64>(),
     });
-    write_json(&out.join("bind.json"), &summary)?;
+    let summary_file = if opts.only.is_empty() {
+        "bind.json".to_string()
+    } else {
+        format!("bind-{}.json", opts.only.join("+").replace('/', "-"))
+    };
+    write_json(&out.join(summary_file), &summary)?;
     Ok(logs)
 }
 

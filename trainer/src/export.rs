@@ -1,5 +1,5 @@
 //! ONNX export of a student encoder: opset 17, only plain operators tract
-//! runs (MatMul, Add, Sub, Mul, Div, Sqrt, Erf, ReduceMean, ReduceSumSquare,
+//! runs (Conv, MatMul, Add, Sub, Mul, Div, Sqrt, Erf, ReduceMean, ReduceSumSquare,
 //! Softmax, Concat, Reshape, Transpose, Shape, Slice, Expand, Gather), with
 //! the encoder's contract as JSON in `metadata_props["edgebind.contract"]`,
 //! so `edgebind-models` loads the file like any other encoder.
@@ -253,12 +253,43 @@ pub fn to_onnx(enc: &Encoder, contract: &Contract) -> anyhow::Result<pb::ModelPr
     let one_d = g.i64s("one_d", &[1, d as i64]);
     let b1d = g.node("Concat", &[&batch, &one_d], vec![attr_int("axis", 0)]);
 
+    // Conv stem (if any): frames folded into channels, then Conv + GELU layers.
+    let mut stem_in = input.clone();
+    if !enc.convs.is_empty() {
+        let n = cfg.input.len();
+        let folded = g.i64s(
+            "conv_in",
+            &[
+                -1,
+                cfg.conv_in() as i64,
+                cfg.input[n - 2] as i64,
+                cfg.input[n - 1] as i64,
+            ],
+        );
+        let mut x = g.node("Reshape", &[&input, &folded], vec![]);
+        for (i, c) in enc.convs.iter().enumerate() {
+            let w = g.var(&format!("conv.{i}.w"), &c.w)?;
+            let b = g.var(&format!("conv.{i}.b"), &c.b)?;
+            x = g.node(
+                "Conv",
+                &[&x, &w, &b],
+                vec![
+                    attr_ints("kernel_shape", &[3, 3]),
+                    attr_ints("strides", &[2, 2]),
+                    attr_ints("pads", &[1, 1, 1, 1]),
+                ],
+            );
+            x = g.gelu(&x);
+        }
+        stem_in = x;
+    }
+
     // Stem: patchify (the model's reshape and permutation), linear, LayerNorm.
     let (split, perm) = enc.patchify_plan();
     let mut split_shape = vec![-1i64];
     split_shape.extend(split.iter().map(|&n| n as i64));
     let split_shape = g.i64s("patch_split", &split_shape);
-    let x = g.node("Reshape", &[&input, &split_shape], vec![]);
+    let x = g.node("Reshape", &[&stem_in, &split_shape], vec![]);
     let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
     let x = g.node("Transpose", &[&x], vec![attr_ints("perm", &perm)]);
     let tok_shape = g.i64s(

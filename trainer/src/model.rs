@@ -9,6 +9,16 @@
 //!   --> head: LayerNorm --> token 0 --> linear (no bias) --> L2 normalise
 //! ```
 //!
+//! Images may take an optional **convolutional stem** before the patch stem
+//! (`conv_stem = [24, 48]`: 3x3 convolutions with stride 2, padding 1 and
+//! GELU, the clip's frames folded into channels), the "early convolutions"
+//! of Xiao et al. 2021: the patch stem then cuts the downsampled feature map
+//! into the same tokens. On the simulated camera (64x64, 2-frame clips) a
+//! PyTorch replica of this encoder trained supervised for 2500 steps reached
+//! 0.72 top-1 with the conv stem against 0.64 without (and 0.41 vs 0.28 with
+//! single frames): small from-scratch ViTs see small objects badly through a
+//! single 8x8 patch projection.
+//!
 //! One architecture serves every modality; [`EncoderConfig`] picks the input
 //! shape and patch. Vision takes ImageBind's `[3, 2, H, W]` clip (the frame
 //! repeated) with a time patch of 2, as ImageBind's 3-D convolution with
@@ -63,6 +73,12 @@ pub struct EncoderConfig {
     pub drop_path: f64,
     /// LayerNorm epsilon.
     pub ln_eps: f64,
+    /// Output channels of the convolutional stem's layers (3x3, stride 2,
+    /// padding 1, bias, GELU), applied before the patch stem; empty = none.
+    /// Images only; every spatial patch size must be a multiple of
+    /// `2^len`, and a clip's time patch must cover all its frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conv_stem: Vec<usize>,
     /// Overrides of the contract's preprocessing parameters, merged onto
     /// the modality's defaults (e.g. `{ min_depth_m = 1.0 }` for depth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +120,7 @@ impl EncoderConfig {
             bias_kv,
             drop_path,
             ln_eps: 1e-6,
+            conv_stem: Vec::new(),
             preprocess: None,
         })
     }
@@ -168,6 +185,36 @@ impl EncoderConfig {
                 )));
             }
         }
+        if !self.conv_stem.is_empty() {
+            let k = self.conv_stem.len();
+            let image = matches!(
+                self.modality,
+                ContractModality::Vision | ContractModality::Depth | ContractModality::Thermal
+            );
+            if !image {
+                return Err(self.err("conv_stem is for images (vision, depth, thermal)".into()));
+            }
+            if self.input.len() == 4 && self.patch[0] != self.input[1] {
+                return Err(self.err(format!(
+                    "with conv_stem the time patch {} must cover all {} frames",
+                    self.patch[0], self.input[1]
+                )));
+            }
+            let n = self.patch.len();
+            if k > 8
+                || self.conv_stem.contains(&0)
+                || self.patch[n - 2..]
+                    .iter()
+                    .any(|p| !p.is_multiple_of(1 << k))
+            {
+                return Err(self.err(format!(
+                    "conv_stem {:?}: {k} stride-2 layers need spatial patches that are multiples of {} (got {:?}) and positive widths",
+                    self.conv_stem,
+                    1usize << k.min(8),
+                    &self.patch[n - 2..]
+                )));
+            }
+        }
         if self.dim == 0 || self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
             return Err(self.err(format!(
                 "dim {} must be a positive multiple of heads {}",
@@ -185,18 +232,36 @@ impl EncoderConfig {
         Ok(())
     }
 
+    /// What the patch stem cuts: `(item shape, patch)`. Without a conv stem
+    /// the input and `patch`; with one, the conv stem's output
+    /// `[C', H / 2^k, W / 2^k]` and the spatial patches divided by `2^k`.
+    pub fn stem_view(&self) -> (Vec<usize>, Vec<usize>) {
+        let Some(&c) = self.conv_stem.last() else {
+            return (self.input.clone(), self.patch.clone());
+        };
+        let f = 1usize << self.conv_stem.len();
+        let (n, m) = (self.input.len(), self.patch.len());
+        (
+            vec![c, self.input[n - 2] / f, self.input[n - 1] / f],
+            vec![self.patch[m - 2] / f, self.patch[m - 1] / f],
+        )
+    }
+
+    /// Input channels of the conv stem: channels times frames.
+    pub fn conv_in(&self) -> usize {
+        self.input[..self.input.len() - 2].iter().product()
+    }
+
     /// Tokens after the stem (without CLS).
     pub fn patches(&self) -> usize {
-        self.input[1..]
-            .iter()
-            .zip(&self.patch)
-            .map(|(n, p)| n / p)
-            .product()
+        let (input, patch) = self.stem_view();
+        input[1..].iter().zip(&patch).map(|(n, p)| n / p).product()
     }
 
     /// Values per patch (the stem's input width).
     pub fn patch_len(&self) -> usize {
-        self.input[0] * self.patch.iter().product::<usize>()
+        let (input, patch) = self.stem_view();
+        input[0] * patch.iter().product::<usize>()
     }
 
     /// The contract the exported file carries: this input shape, the
@@ -352,6 +417,46 @@ impl Linear {
         let mut out = lead.to_vec();
         out.push(self.w.dim(1)?);
         y.reshape(out)
+    }
+}
+
+/// A 3x3 convolution with stride 2 and padding 1, bias, then GELU (one
+/// layer of the conv stem). Weight `[out, in, 3, 3]` (ONNX Conv's layout).
+#[derive(Debug, Clone)]
+pub struct ConvGelu {
+    /// Weight `[out, in, 3, 3]`.
+    pub w: Var,
+    /// Bias `[out]`.
+    pub b: Var,
+}
+
+impl ConvGelu {
+    fn new(
+        ps: &mut ParamSet,
+        name: &str,
+        (cin, cout): (usize, usize),
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<ConvGelu> {
+        // He initialisation for the GELU that follows.
+        let std = (2.0 / (cin * 9) as f64).sqrt();
+        let w = ps.add(
+            format!("{name}.w"),
+            &[cout, cin, 3, 3],
+            Init::TruncNormal(std),
+            true,
+            rng,
+            dev,
+        )?;
+        let b = ps.add(format!("{name}.b"), &[cout], Init::Zeros, false, rng, dev)?;
+        Ok(ConvGelu { w, b })
+    }
+
+    /// `[B, in, H, W]` -> `[B, out, H / 2, W / 2]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(self.w.as_tensor(), 1, 2, 1, 1)?;
+        let b = self.b.as_tensor().reshape((1, (), 1, 1))?;
+        y.broadcast_add(&b)?.gelu_erf()
     }
 }
 
@@ -548,6 +653,8 @@ pub struct Encoder {
     pub cfg: EncoderConfig,
     /// All its parameters.
     pub params: ParamSet,
+    /// Convolutional stem layers (empty without one).
+    pub convs: Vec<ConvGelu>,
     /// Patch projection.
     pub stem: Linear,
     /// Norm after the patch projection.
@@ -571,6 +678,18 @@ impl Encoder {
         let mut ps = ParamSet::default();
         let d = cfg.dim;
         let eps = cfg.ln_eps;
+        let mut convs = Vec::with_capacity(cfg.conv_stem.len());
+        let mut cin = cfg.conv_in();
+        for (i, &cout) in cfg.conv_stem.iter().enumerate() {
+            convs.push(ConvGelu::new(
+                &mut ps,
+                &format!("conv.{i}"),
+                (cin, cout),
+                rng,
+                dev,
+            )?);
+            cin = cout;
+        }
         let stem = Linear::new(&mut ps, "stem", (cfg.patch_len(), d), true, rng, dev)?;
         let stem_ln = LayerNorm::new(&mut ps, "stem_ln", d, eps, rng, dev)?;
         let t = Init::TruncNormal(0.02);
@@ -603,6 +722,7 @@ impl Encoder {
         Ok(Encoder {
             cfg: cfg.clone(),
             params: ps,
+            convs,
             stem,
             stem_ln,
             cls,
@@ -617,13 +737,13 @@ impl Encoder {
     /// `[B, patches, C * p1 * .. * pk]`: split every `Si` into `(Si / pi, pi)`,
     /// then order (grid..., C, patch...). The export uses the same shapes.
     pub fn patchify_plan(&self) -> (Vec<usize>, Vec<usize>) {
-        let c = &self.cfg;
-        let mut split = vec![c.input[0]];
-        for (&n, &p) in c.input[1..].iter().zip(&c.patch) {
+        let (input, patch) = self.cfg.stem_view();
+        let mut split = vec![input[0]];
+        for (&n, &p) in input[1..].iter().zip(&patch) {
             split.push(n / p);
             split.push(p);
         }
-        let k = c.patch.len();
+        let k = patch.len();
         // Axes of `split` with the batch in front: 0 = batch, 1 = C, then (grid_i, patch_i) pairs.
         let mut perm = vec![0];
         perm.extend((0..k).map(|i| 2 + 2 * i));
@@ -636,6 +756,15 @@ impl Encoder {
     /// (drop path); `None` = inference, as exported.
     pub fn forward(&self, x: &Tensor, mut rng: Option<&mut Rng>) -> Result<Tensor> {
         let b = x.dim(0)?;
+        let mut x = x.clone();
+        if !self.convs.is_empty() {
+            let n = self.cfg.input.len();
+            let (h, w) = (self.cfg.input[n - 2], self.cfg.input[n - 1]);
+            x = x.reshape((b, self.cfg.conv_in(), h, w))?;
+            for c in &self.convs {
+                x = c.forward(&x)?;
+            }
+        }
         let (split, perm) = self.patchify_plan();
         let mut shape = vec![b];
         shape.extend(&split);
@@ -711,6 +840,22 @@ mod tests {
         c.heads = 4;
         c.input = vec![3, 1000];
         assert!(c.validate().unwrap_err().to_string().contains("needs 6"));
+        c.input = vec![6, 1000];
+        c.conv_stem = vec![16];
+        assert!(c.validate().unwrap_err().to_string().contains("for images"));
+        // Vision 64x64 with 8x8 patches: 3 stride-2 layers fit, 4 do not.
+        let mut v = EncoderConfig::small(ContractModality::Vision).unwrap();
+        v.conv_stem = vec![8, 16, 32];
+        v.validate().unwrap();
+        assert_eq!(v.stem_view(), (vec![32, 8, 8], vec![1, 1]));
+        assert_eq!((v.patches(), v.patch_len(), v.conv_in()), (64, 32, 6));
+        v.conv_stem.push(64);
+        let e = v.validate().unwrap_err().to_string();
+        assert!(e.contains("multiples of 16"), "{e}");
+        v.conv_stem = vec![8];
+        v.patch = vec![1, 8, 8];
+        let e = v.validate().unwrap_err().to_string();
+        assert!(e.contains("must cover all 2 frames"), "{e}");
     }
 
     #[test]

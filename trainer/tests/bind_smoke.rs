@@ -63,6 +63,7 @@ patch = [2, 8, 8]
 dim = 32
 depth = 1
 heads = 2
+preprocess = { clip_s = 0.5 }
 [encoders.imu]
 patch = [50]
 dim = 32
@@ -143,6 +144,13 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         assert_eq!(enc.contract().trained_against, against, "{file}");
         assert_eq!(enc.contract().space, "minilm-l6-v2-text");
         assert_eq!(enc.contract().output.dim, 384);
+        // The vision encoder takes a real 2-frame clip, and says so.
+        let clip = enc.contract().preprocess.clip_s();
+        assert_eq!(
+            clip,
+            if file == "a/vision.onnx" { 0.5 } else { 0.0 },
+            "{file}"
+        );
     }
     assert!(d.join("a/bind.json").exists() && d.join("a/vision-log.json").exists());
     // Caption and vision-anchor embeddings were cached.
@@ -189,6 +197,40 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
     let again = resume();
     assert!(again.iter().all(|l| l.complete));
     assert_eq!(again[0].seconds, resumed[0].seconds);
+
+    // `--only`: the anchor first, then the rest in two disjoint subsets (as
+    // two processes would): the same files as one run.
+    std::fs::write(d.join("c.toml"), PLAN.replace("OUT", "c")).unwrap();
+    let only = |names: &[&str]| {
+        bind(
+            &d.join("c.toml"),
+            &BindOptions {
+                quiet: true,
+                only: names.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(only(&["vision"]).unwrap().len(), 1);
+    assert_eq!(only(&["audio", "paired/imu"]).unwrap().len(), 2);
+    assert_eq!(only(&["imu", "paired/audio"]).unwrap().len(), 2);
+    for f in [
+        "vision.onnx",
+        "imu.onnx",
+        "audio.onnx",
+        "paired/audio.onnx",
+        "paired/imu.onnx",
+    ] {
+        let a = std::fs::read(d.join("a").join(f)).unwrap();
+        let c = std::fs::read(d.join("c").join(f)).unwrap();
+        assert!(a == c, "{f}: an --only run differs from the whole plan's");
+    }
+    assert!(d.join("c/bind-audio+paired-imu.json").exists());
+    let e = only(&["lidar"]).unwrap_err().to_string();
+    assert!(
+        e.contains("--only lidar") && e.contains("vision, imu, audio, paired/imu, paired/audio"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -86,6 +86,14 @@ fn every_architecture_matches_tract_within_1e_4() {
         .filter_map(EncoderConfig::small)
         .collect();
     configs.push(vision_single_frame);
+    // The conv stem (clip frames folded into channels, two stride-2 layers).
+    let mut vision_conv = EncoderConfig::small(ContractModality::Vision).unwrap();
+    vision_conv.input = vec![3, 2, 32, 32];
+    vision_conv.conv_stem = vec![8, 16];
+    let mut depth_conv = EncoderConfig::small(ContractModality::Depth).unwrap();
+    depth_conv.input = vec![1, 32, 32];
+    depth_conv.conv_stem = vec![8];
+    configs.extend([vision_conv, depth_conv]);
     for cfg in &configs {
         let d = parity(cfg);
         assert!(d <= 1e-4, "{}: max abs diff {d}", cfg.modality.as_str());

@@ -276,12 +276,21 @@ mod tests {
         let b: Vec<u8> = (0..6 * 4 * 3).map(|i| (i * 5 % 256) as u8).collect();
         let clip = preprocess_rgb8_clip((&a, 6, 4), (&b, 6, 4), &p).unwrap();
         assert_eq!(clip.shape, vec![3, 2, 4, 4]);
-        let single = VisionParams { frames: 0, ..p.clone() };
+        let single = VisionParams {
+            frames: 0,
+            ..p.clone()
+        };
         let ta = preprocess_rgb8(&a, 6, 4, &single).unwrap();
         let tb = preprocess_rgb8(&b, 6, 4, &single).unwrap();
         for c in 0..3 {
-            assert_eq!(clip.data[(2 * c) * 16..(2 * c + 1) * 16], ta.data[c * 16..(c + 1) * 16]);
-            assert_eq!(clip.data[(2 * c + 1) * 16..(2 * c + 2) * 16], tb.data[c * 16..(c + 1) * 16]);
+            assert_eq!(
+                clip.data[(2 * c) * 16..(2 * c + 1) * 16],
+                ta.data[c * 16..(c + 1) * 16]
+            );
+            assert_eq!(
+                clip.data[(2 * c + 1) * 16..(2 * c + 2) * 16],
+                tb.data[c * 16..(c + 1) * 16]
+            );
         }
         let three = VisionParams { frames: 3, ..p };
         assert!(preprocess_rgb8_clip((&a, 6, 4), (&b, 6, 4), &three).is_err());

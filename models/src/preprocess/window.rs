@@ -283,6 +283,9 @@ mod tests {
             },
         );
         let e = p.window(&single).unwrap_err().to_string();
-        assert!(e.contains("0.5 s clip") && e.contains("2000000000 ns"), "{e}");
+        assert!(
+            e.contains("0.5 s clip") && e.contains("2000000000 ns"),
+            "{e}"
+        );
     }
 }
