@@ -24,6 +24,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 # Also try: mosquitto_sub -t 'edgebind/demo/#' -v
-"$edgebind" listen --device-id demo --count "${DEMO_EVENTS:-6}" --timeout 120
+"$edgebind" listen --device-id demo --count "${DEMO_EVENTS:-8}" --timeout 150
 kill -TERM "$daemon"
 wait "$daemon"
