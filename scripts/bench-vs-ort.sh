@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue #3's benchmark: tract vs ONNX Runtime on the same ONNX files and thread
+# counts, and edgebind's fbank vs torchaudio's kaldi fbank on the same input.
+#
+#   scripts/bench-vs-ort.sh            full run (Rust: median of 9, Python: median of 20)
+#   scripts/bench-vs-ort.sh --quick    a few runs each (checks the plumbing)
+#
+# Runs `cargo bench -p edgebind-models --bench encoders` (EDGEBIND_BENCH_JSON)
+# and models/scripts/bench_reference.py (set-up in its docstring; PYTHON,
+# default /work/pyref/bin/python), then prints tract / ORT per case (target
+# <= 1.1) and the fbank speedup over torchaudio (target >= 5). Both sides
+# print their own tables first. Needs scripts/fetch-models.sh for the text
+# tower. Measure on a quiet machine: the load average is printed.
+# BENCH_OUT=DIR keeps both JSON files (tract.json, ref.json) in DIR.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-/work/pyref/bin/python}"
+QUICK=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=(--quick) ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "bench-vs-ort: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+[[ -x "$PYTHON" ]] || { echo "bench-vs-ort: $PYTHON not found (set PYTHON; see models/scripts/bench_reference.py)" >&2; exit 1; }
+
+if [[ -n "${BENCH_OUT:-}" ]]; then
+  TMP="$BENCH_OUT"; mkdir -p "$TMP"
+else
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+fi
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+(cd "$ROOT" && EDGEBIND_BENCH_JSON="$TMP/tract.json" \
+  cargo bench -p edgebind-models --bench encoders -- "${QUICK[@]}")
+echo
+"$PYTHON" "$ROOT/models/scripts/bench_reference.py" "${QUICK[@]}" --json "$TMP/ref.json"
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$PYTHON" - "$TMP/tract.json" "$TMP/ref.json" <<'PY'
+import json, sys
+tract = {(c["case"], c["threads"], c["batch"]): c for c in json.load(open(sys.argv[1]))["cases"]}
+ref = {(c["case"], c["threads"], c["batch"]): c for c in json.load(open(sys.argv[2]))["cases"]}
+print(f"{'case':<14}{'threads':>8}{'batch':>6}{'tract ms/item':>15}{'ORT ms/item':>13}{'tract/ORT':>11}"
+      f"{'vs ORT run()':>14}")
+for key in sorted(tract, key=lambda k: (k[0] != "image_anchor", k)):
+    if key[0] == "fbank_3x2s" or key not in ref:
+        continue
+    t, r = tract[key]["ms_per_item"], ref[key]["ms_per_item"]
+    # text tower: ORT's `ms` includes tokenising and pooling in Python, as tract's
+    # TextTower::embed does in Rust; run_ms is session.run alone (stricter for tract).
+    run = ref[key].get("run_ms")
+    alone = f"{t * key[2] / run:>14.2f}" if run else f"{'':>14}"
+    flag = "" if t / r <= 1.1 else "   > 1.1"
+    print(f"{key[0]:<14}{key[1]:>8}{key[2]:>6}{t:>15.2f}{r:>13.2f}{t / r:>11.2f}{alone}{flag}")
+key = ("fbank_3x2s", 1, 3)
+if key in tract and key in ref:
+    t, r = tract[key]["ms"], ref[key]["ms"]
+    flag = "" if r / t >= 5 else "   < 5"
+    print(f"fbank, 3 clips x 2 s at 16 kHz, 1 thread: edgebind {t:.2f} ms, torchaudio kaldi.fbank "
+          f"{r:.2f} ms: {r / t:.1f}x faster{flag}")
+PY
