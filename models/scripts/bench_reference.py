@@ -48,8 +48,6 @@ Tested with onnxruntime 1.32.0, torch 2.15.0, tokenizers 0.23.3, numpy 2.4.6
 from __future__ import annotations
 
 import argparse
-import glob
-import importlib.util
 import json
 import os
 import platform
@@ -57,15 +55,14 @@ import statistics
 import sys
 import tempfile
 import time
-import types
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from torchaudio_ref import TORCHAUDIO_VERSION, find_wheel, load_torchaudio_reference
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_ANCHOR = REPO / "models" / "zoo" / "image_anchor_mobilenetv2.onnx"
-TORCHAUDIO_VERSION = "2.11.0"
 FBANK_KWARGS = dict(
     sample_frequency=16000,
     htk_compat=True,
@@ -150,60 +147,12 @@ def bench_text_tower(threads: int, runs: int, warmup: int) -> list[dict]:
     return out
 
 
-def load_kaldi(wheel: Path | None, workdir: Path):
-    """torchaudio's compliance/kaldi.py from the wheel, with stub packages so the
-    torchaudio package __init__ (and its C extension) never runs; the same
-    approach as make_fixtures.py's load_torchaudio_reference."""
-    if wheel is None:
-        cands = sorted(glob.glob(os.path.join(sys.prefix, "torchaudio-wheel",
-                                              f"torchaudio-{TORCHAUDIO_VERSION}-*.whl")))
-        if not cands:
-            sys.exit("torchaudio wheel not found; run\n"
-                     f"  pip download --no-deps torchaudio=={TORCHAUDIO_VERSION} -d {sys.prefix}/torchaudio-wheel\n"
-                     "or pass --torchaudio-wheel PATH")
-        wheel = Path(cands[0])
-    with zipfile.ZipFile(wheel) as zf:
-        for member in ("torchaudio/compliance/kaldi.py", "torchaudio/functional/functional.py",
-                       "torchaudio/functional/filtering.py"):
-            dest = workdir / member
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(zf.read(member))
-    root = workdir / "torchaudio"
-    pkg = types.ModuleType("torchaudio")
-    pkg.__path__ = [str(root)]
-    pkg.__version__ = TORCHAUDIO_VERSION
-    sys.modules["torchaudio"] = pkg
-    ext = types.ModuleType("torchaudio._extension")
-    ext._IS_TORCHAUDIO_EXT_AVAILABLE = False
-    sys.modules["torchaudio._extension"] = ext
-    pkg._extension = ext
-    for sub in ("compliance", "functional"):
-        m = types.ModuleType(f"torchaudio.{sub}")
-        m.__path__ = [str(root / sub)]
-        sys.modules[f"torchaudio.{sub}"] = m
-        setattr(pkg, sub, m)
-
-    def load(name, path):
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        return mod
-
-    functional = load("torchaudio.functional.functional", root / "functional" / "functional.py")
-    pkg.functional.resample = functional.resample
-    pkg.functional.create_dct = functional.create_dct
-    kaldi = load("torchaudio.compliance.kaldi", root / "compliance" / "kaldi.py")
-    pkg.compliance.kaldi = kaldi
-    return kaldi
-
-
 def bench_fbank(wheel: Path | None, runs: int, warmup: int) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as d:
-        kaldi = load_kaldi(wheel, Path(d))
+        kaldi, _, _ = load_torchaudio_reference(find_wheel(str(wheel) if wheel else None), Path(d))
     clip = torch.from_numpy(np.sin(np.arange(32000, dtype=np.float32) * np.float32(0.031))
                             * np.float32(0.3))[None, :]
 

@@ -314,6 +314,27 @@ impl Windower {
             .map(|(t, f)| Box::new((*t, f.clone())))
     }
 
+    /// Emits the frame window ending at `end` with its own frame (and, with a
+    /// clip, its earlier frame; without one the window is skipped and counted).
+    fn emit_frame(&mut self, end: u64, t: Timestamp, frame: Frame, out: &mut Vec<Window>) {
+        let earlier = if self.clip_ns > 0 {
+            let Some(e) = self.earlier_frame(end, t.mono_ns) else {
+                self.skipped += 1;
+                return;
+            };
+            Some(e)
+        } else {
+            None
+        };
+        out.push(Window {
+            modality: self.modality,
+            t_start: end.saturating_sub(self.length_ns),
+            t_end: end,
+            wall_end_ns: self.wall_of(end),
+            data: WindowData::Frame { t, frame, earlier },
+        });
+    }
+
     /// The modality this windower cuts.
     pub fn modality(&self) -> Modality {
         self.modality
@@ -434,23 +455,8 @@ impl Windower {
             } else {
                 (t, f.clone(), after_d)
             };
-            let earlier = if self.clip_ns > 0 && d <= self.length_ns {
-                self.earlier_frame(end, ft.mono_ns)
-            } else {
-                None
-            };
-            if d <= self.length_ns && (self.clip_ns == 0 || earlier.is_some()) {
-                out.push(Window {
-                    modality: self.modality,
-                    t_start: end.saturating_sub(self.length_ns),
-                    t_end: end,
-                    wall_end_ns: self.wall_of(end),
-                    data: WindowData::Frame {
-                        t: ft,
-                        frame,
-                        earlier,
-                    },
-                });
+            if d <= self.length_ns {
+                self.emit_frame(end, ft, frame, out);
             } else {
                 self.skipped += 1;
             }
@@ -563,26 +569,8 @@ impl Windower {
             && end >= pt.mono_ns
             && end - pt.mono_ns <= self.length_ns
         {
-            let earlier = if self.clip_ns > 0 {
-                self.earlier_frame(end, pt.mono_ns)
-            } else {
-                None
-            };
-            if self.clip_ns == 0 || earlier.is_some() {
-                out.push(Window {
-                    modality: self.modality,
-                    t_start: end.saturating_sub(self.length_ns),
-                    t_end: end,
-                    wall_end_ns: self.wall_of(end),
-                    data: WindowData::Frame {
-                        t: *pt,
-                        frame: pf.clone(),
-                        earlier,
-                    },
-                });
-            } else {
-                self.skipped += 1;
-            }
+            let (pt, pf) = (*pt, pf.clone());
+            self.emit_frame(end, pt, pf, out);
             self.next_end = Some(end + self.hop_ns);
         }
     }
@@ -654,14 +642,13 @@ mod tests {
     #[test]
     fn clips_carry_the_frame_nearest_the_clip_start() {
         // 10 fps from 30 ms; hop 500 ms, length 250 ms, clip 400 ms.
-        let spec = WindowSpec {
-            length_s: 0.25,
-            hop_s: 0.5,
+        let clip_windower = |length_s, hop_s, clip_s| {
+            Windower::new(Modality::Vision, WindowSpec { length_s, hop_s })
+                .unwrap()
+                .with_clip(clip_s)
+                .unwrap()
         };
-        let mut w = Windower::new(Modality::Vision, spec)
-            .unwrap()
-            .with_clip(0.4)
-            .unwrap();
+        let mut w = clip_windower(0.25, 0.5, 0.4);
         let mut out = Vec::new();
         for k in 0..12u64 {
             w.push(&frame_at(30 + 100 * k, k as u8), &mut out).unwrap();
@@ -691,14 +678,11 @@ mod tests {
 
         // A camera slower than the clip: the earlier frame is too far, the
         // window is skipped and counted. 1 fps, clip 0.3 s.
+        let mut w = clip_windower(1.0, 1.0, 0.3);
         let spec = WindowSpec {
             length_s: 1.0,
             hop_s: 1.0,
         };
-        let mut w = Windower::new(Modality::Vision, spec)
-            .unwrap()
-            .with_clip(0.3)
-            .unwrap();
         let mut out = Vec::new();
         for k in 0..4u64 {
             w.push(&frame_at(1000 * k, 0), &mut out).unwrap();
