@@ -79,3 +79,21 @@ cargo run -q --locked -p edgebind --bin edgebind -- \
 cargo run -q --locked -p edgebind-trainer --bin edgebind-train -- \
   eval --recording "$work/heldout.mcap" --prompts configs/prompts-eval.toml \
   --encoders encoders/bundle --report "$work/eval.json" -q
+# The run must reproduce the committed report (tract is deterministic here),
+# and the embedding-arithmetic check must find composite moments: vision of
+# one situation + audio of another retrieves moments where both happen
+# better than either part alone.
+python3 - "$work/eval.json" encoders/bundle/eval.json <<'PY'
+import json, sys
+got, want = (json.load(open(p)) for p in sys.argv[1:])
+bad = [f"{m}: {got['zero_shot_top1'].get(m)} vs committed {v}"
+       for m, v in want["zero_shot_top1"].items()
+       if abs(got["zero_shot_top1"].get(m, -1) - v) > 0.006]
+av = next(r for r in got["arithmetic"] if (r["a"], r["b"]) == ("audio", "vision"))
+print("zero-shot top-1:", {m: round(v, 3) for m, v in got["zero_shot_top1"].items()})
+print(f"arithmetic audio+vision: {av['queries']} queries, P@5 {av['precision_at_k']:.3f} "
+      f"(audio {av['precision_a_only']:.3f}, vision {av['precision_b_only']:.3f}, base {av['base_rate']:.3f})")
+if av["queries"] == 0 or av["precision_at_k"] <= max(av["precision_a_only"], av["precision_b_only"]):
+    bad.append("audio+vision arithmetic does not beat its parts")
+sys.exit("; ".join(bad) if bad else 0)
+PY

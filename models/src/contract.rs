@@ -166,24 +166,44 @@ impl Preprocess {
         }
     }
 
-    /// Seconds between the frames of the clip the encoder takes (vision with
-    /// a real 2-frame clip); 0 for single frames and every other modality.
+    /// Seconds between the frames of the clip the encoder takes (vision,
+    /// depth or thermal with a real 2-frame clip); 0 for single frames and
+    /// every other modality.
     /// The windower is built with it ([`edgebind_sensors::window::Windower::with_clip`]).
     pub fn clip_s(&self) -> f64 {
         match self {
             Preprocess::Vision(p) => p.clip_s,
+            Preprocess::Depth(p) => p.clip_s,
+            Preprocess::Thermal(p) => p.clip_s,
             _ => 0.0,
+        }
+    }
+
+    /// Frames on the item's time axis (0: no time axis).
+    pub fn frames(&self) -> usize {
+        match self {
+            Preprocess::Vision(p) => p.frames,
+            Preprocess::Depth(p) => p.frames,
+            Preprocess::Thermal(p) => p.frames,
+            _ => 0,
         }
     }
 
     /// The per-item shape this preprocessing produces (no batch dimension), if fixed.
     pub fn item_shape(&self) -> Option<Vec<usize>> {
+        let image = |c: usize, frames: usize, crop: u32| {
+            let crop = crop as usize;
+            if frames == 0 {
+                vec![c, crop, crop]
+            } else {
+                vec![c, frames, crop, crop]
+            }
+        };
         Some(match self {
-            Preprocess::Vision(p) if p.frames == 0 => vec![3, p.crop as usize, p.crop as usize],
-            Preprocess::Vision(p) => vec![3, p.frames, p.crop as usize, p.crop as usize],
+            Preprocess::Vision(p) => image(3, p.frames, p.crop),
             Preprocess::Audio(p) => vec![1, p.fbank.num_mel_bins, p.target_length],
-            Preprocess::Depth(p) => vec![1, p.crop as usize, p.crop as usize],
-            Preprocess::Thermal(p) => vec![1, p.crop as usize, p.crop as usize],
+            Preprocess::Depth(p) => image(1, p.frames, p.crop),
+            Preprocess::Thermal(p) => image(1, p.frames, p.crop),
             Preprocess::Imu(p) => vec![6, p.length],
             Preprocess::Text(_) => return None,
         })
@@ -353,13 +373,10 @@ impl Contract {
         if self.input.shape.is_empty() {
             return bad("`input.shape` is empty".into());
         }
-        if let Preprocess::Vision(p) = &self.preprocess
-            && p.clip_s != 0.0
-            && (p.frames != 2 || !(0.001..=60.0).contains(&p.clip_s))
-        {
+        let (clip_s, frames) = (self.preprocess.clip_s(), self.preprocess.frames());
+        if clip_s != 0.0 && (frames != 2 || !(0.001..=60.0).contains(&clip_s)) {
             return bad(format!(
-                "preprocess.clip_s = {} needs `frames` = 2 (got {}) and 0.001..60 s",
-                p.clip_s, p.frames
+                "preprocess.clip_s = {clip_s} needs `frames` = 2 (got {frames}) and 0.001..60 s"
             ));
         }
         for (i, d) in self.input.shape.iter().enumerate().skip(1) {
@@ -515,6 +532,41 @@ mod tests {
         let mut c = Contract::imagebind(ContractModality::Imu);
         c.input.shape[2] = Dim::Symbol("time".into());
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn depth_and_thermal_clips_shape_the_input_and_are_checked() {
+        // Single-frame contracts serialise as before: no `frames`, no `clip_s`.
+        let c = Contract::imagebind(ContractModality::Thermal);
+        let json = serde_json::to_string(&c.preprocess).unwrap();
+        assert!(
+            !json.contains("frames") && !json.contains("clip_s"),
+            "{json}"
+        );
+        let mut c = Contract::imagebind(ContractModality::Depth);
+        let Preprocess::Depth(p) = &mut c.preprocess else {
+            unreachable!()
+        };
+        p.frames = 2;
+        p.clip_s = 0.5;
+        assert!(c.validate().unwrap_err().to_string().contains("224"));
+        c.input.shape = vec![
+            Dim::Symbol("batch".into()),
+            Dim::Fixed(1),
+            Dim::Fixed(2),
+            Dim::Fixed(224),
+            Dim::Fixed(224),
+        ];
+        c.validate().unwrap();
+        assert_eq!(c.preprocess.clip_s(), 0.5);
+        let back: Contract = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let Preprocess::Depth(p) = &mut c.preprocess else {
+            unreachable!()
+        };
+        p.frames = 3;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("clip_s = 0.5 needs `frames` = 2 (got 3)"), "{e}");
     }
 
     #[test]

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset, LoadSpec, Split, frozen_backend};
 use crate::export::write_onnx;
-use crate::loss::{info_nce, top1};
+use crate::loss::top1;
 use crate::params::Rng;
 use crate::plan::{Augment, Edge, Plan};
 use crate::prompts::Prompts;
@@ -88,6 +88,9 @@ pub struct EdgeLog {
     pub batch: usize,
     /// Temperature.
     pub temperature: f64,
+    /// Soft-target temperature, if the edge used soft InfoNCE targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_temperature: Option<f64>,
     /// Training pairs available.
     pub train_pairs: usize,
     /// Validation pairs.
@@ -612,8 +615,7 @@ fn validate(j: &TrainJob<'_>, s: &Student, val: &[usize]) -> anyhow::Result<Opti
         }
         let (x, a) = batch_tensors(j, chunk, &[], &mut dummy, false)?;
         let e = s.encoder.forward(&x, None)?;
-        loss +=
-            info_nce(&e, &a, j.edge.temperature)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        loss += j.edge.loss().of(&e, &a)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
         hit += top1(&e, &a)? * chunk.len() as f64;
         n += chunk.len();
     }
@@ -671,6 +673,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         steps: e.steps,
         batch: e.batch,
         temperature: e.temperature,
+        target_temperature: e.target_temperature,
         train_pairs: train.len(),
         val_pairs: val.len(),
         seconds: 0.0,
@@ -739,7 +742,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         }
         let mut rng = Rng::new(s.rng.next_u64());
         let (x, a) = batch_tensors(&j, &idx, &e.augment, &mut rng, true)?;
-        let r = s.step(&x, &a, e.temperature)?;
+        let r = s.step(&x, &a, &e.loss())?;
         anyhow::ensure!(
             r.loss.is_finite(),
             "{}: loss is {} at step {}; lower optim.lr",
@@ -842,10 +845,13 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     crate::plots::loss_curves(
         &png,
         &format!(
-            "{} -> {} (InfoNCE, t = {})",
+            "{} -> {} (InfoNCE, t = {}{})",
             j.name,
             e.anchor.as_str(),
-            e.temperature
+            e.temperature,
+            e.target_temperature
+                .map(|t| format!(", soft targets t = {t}"))
+                .unwrap_or_default()
         ),
         &series,
     )?;

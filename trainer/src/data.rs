@@ -17,7 +17,8 @@
 //!   the shortest (vision) window, `t_end - 0.5 s`.
 //! * A moment is **clean** when one truth span covers the whole of its
 //!   longest window (`t_end - longest .. t_end`): no window of it straddles
-//!   a change. Evaluation uses clean moments only.
+//!   a change. Evaluation uses clean moments only (the embedding-arithmetic
+//!   check: moments clean over the two windows it combines, `stable_ns`).
 //! * **Split by time segment**, never by window: the recording is cut into
 //!   segments of `segment_s`; every `round(1 / holdout)`-th segment is held
 //!   out for validation. A moment whose longest window starts in a segment
@@ -91,6 +92,10 @@ pub struct MomentMeta {
     pub label: Vec<String>,
     /// One truth span covers the moment's longest window.
     pub clean: bool,
+    /// How long before `t_end` the ground truth has been what it is at
+    /// `t_end` (ns; 0 without ground truth): a window of this length or
+    /// shorter ending at `t_end` sees one truth span.
+    pub stable_ns: u64,
     /// Its split.
     pub split: Split,
 }
@@ -277,11 +282,15 @@ pub fn load(
                 && truth
                     .constant_over(t.saturating_sub(longest_ns), t.saturating_sub(1))
                     .is_some();
+            let stable_ns = truth
+                .find(t.saturating_sub(1))
+                .map_or(0, |s| t.saturating_sub(s.start_ns));
             ds.moments.push(MomentMeta {
                 recording: ri,
                 t_end: t,
                 label,
                 clean,
+                stable_ns,
                 split,
             });
             for s in &streams {

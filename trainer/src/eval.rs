@@ -5,7 +5,9 @@
 //!
 //! Only **clean** moments are scored (one ground-truth span covers the
 //! longest window of the moment, see [`crate::data`]), so that every window
-//! of a moment shows the same situations. Zero-shot: the prompt file's
+//! of a moment shows the same situations; the embedding-arithmetic check
+//! takes the moments clean over the two windows it combines
+//! ([`arithmetic_by_pair`]). Zero-shot: the prompt file's
 //! paraphrases are embedded by the text tower and averaged per situation;
 //! a moment counts as right when its best situation is one of those active.
 //! Retrieval, chance levels and the embedding-arithmetic check are defined
@@ -127,8 +129,7 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         "{}: no clean moment with ground truth (is it a sim recording with /ground_truth?)",
         o.recording.display()
     );
-    let mut labels = Vec::with_capacity(keep.len());
-    for &i in &keep {
+    let label_ids = |i: usize| -> anyhow::Result<Vec<usize>> {
         let mut l = Vec::new();
         for s in &ds.moments[i].label {
             let k = situations.iter().position(|x| x == s).ok_or_else(|| {
@@ -141,8 +142,12 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
             l.push(k);
         }
         l.sort();
-        labels.push(l);
-    }
+        Ok(l)
+    };
+    let labels = keep
+        .iter()
+        .map(|&i| label_ids(i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let embed = |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<BTreeMap<String, Vec<Vec<f32>>>> {
         let mut out = BTreeMap::new();
         for (m, enc) in encs {
@@ -176,7 +181,8 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         );
     }
     let classes = crate::report::class_embeddings(&class_prompts)?;
-    let report = Report::build(&set, &classes, paired_set.as_ref())?;
+    let mut report = Report::build(&set, &classes, paired_set.as_ref())?;
+    report.arithmetic = arithmetic_by_pair(&ds, &encoders, &situations, &label_ids)?;
     let calibration = calibrate(&set, &classes);
     if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
@@ -272,6 +278,67 @@ pub struct SituationCosines {
     pub inactive_p90: f64,
     /// 99th percentile where it is not.
     pub inactive_p99: f64,
+}
+
+/// The embedding-arithmetic check per modality pair `(a, b)`, `a < b` by
+/// name. A moment where two situations happen at once rarely keeps one truth
+/// span over the longest window (IMU, 5 s: the sim's overlaps last 30-50 % of
+/// a 4-12 s episode), so no clean moment has two labels. Each pair is
+/// therefore tested on the moments whose truth is constant over the longer of
+/// its two windows (`MomentMeta::stable_ns`), with a gallery fused over `a`
+/// and `b` only: the other modalities' windows may straddle a change.
+fn arithmetic_by_pair(
+    ds: &data::Dataset,
+    encoders: &BTreeMap<ContractModality, TractEncoder>,
+    situations: &[String],
+    label_ids: &dyn Fn(usize) -> anyhow::Result<Vec<usize>>,
+) -> anyhow::Result<Vec<crate::report::ArithmeticResult>> {
+    let windows = WindowConfig::default();
+    let window_ns = |m: ContractModality| {
+        m.sensor()
+            .map_or(0, |s| (windows.spec(s).length_s * 1e9) as u64)
+    };
+    let usable = |i: usize, w: u64| {
+        let m = &ds.moments[i];
+        !m.label.is_empty() && m.stable_ns >= w
+    };
+    // Each modality embedded once, on every moment its own window allows.
+    let mut rows: BTreeMap<ContractModality, BTreeMap<usize, Vec<f32>>> = BTreeMap::new();
+    for (m, enc) in encoders {
+        let idx: Vec<usize> = (0..ds.moments.len())
+            .filter(|&i| usable(i, window_ns(*m)))
+            .collect();
+        let embs = ds.inputs[m].embed(enc, &idx)?;
+        rows.insert(*m, idx.into_iter().zip(embs).collect());
+    }
+    let mut by_name: Vec<(&str, ContractModality)> =
+        encoders.keys().map(|m| (m.as_str(), *m)).collect();
+    by_name.sort();
+    let mut out = Vec::new();
+    for (i, &(a, ma)) in by_name.iter().enumerate() {
+        for &(b, mb) in &by_name[i + 1..] {
+            let w = window_ns(ma).max(window_ns(mb));
+            let idx: Vec<usize> = (0..ds.moments.len()).filter(|&i| usable(i, w)).collect();
+            let pick = |m: ContractModality| -> Vec<Vec<f32>> {
+                idx.iter().map(|i| rows[&m][i].clone()).collect()
+            };
+            let set = EvalSet {
+                situations: situations.to_vec(),
+                labels: idx
+                    .iter()
+                    .map(|&i| label_ids(i))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                embeddings: BTreeMap::from([(a.to_string(), pick(ma)), (b.to_string(), pick(mb))]),
+            };
+            out.push(crate::report::arithmetic(
+                &set,
+                a,
+                b,
+                crate::report::ARITHMETIC_K,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibration> {

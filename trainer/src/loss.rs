@@ -5,7 +5,28 @@
 //!
 //! The anchor side is detached: the anchor encoder never learns here.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{D, DType, Result, Tensor};
+
+/// One edge's loss: ImageBind's InfoNCE, or (with a target temperature) its
+/// soft-target form.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeLoss {
+    /// Logit temperature.
+    pub temperature: f64,
+    /// `None`: one-hot targets (ImageBind). `Some(t)`: targets
+    /// `softmax(anchor · anchorᵀ / t)` (see [`soft_info_nce`]).
+    pub target_temperature: Option<f64>,
+}
+
+impl EdgeLoss {
+    /// The loss of a batch of `[N, dim]` unit vectors.
+    pub fn of(&self, student: &Tensor, anchor: &Tensor) -> Result<Tensor> {
+        match self.target_temperature {
+            None => info_nce(student, anchor, self.temperature),
+            Some(t) => soft_info_nce(student, anchor, self.temperature, t),
+        }
+    }
+}
 
 /// Mean of cross-entropy(student -> anchor) and cross-entropy(anchor ->
 /// student) over a batch of `[N, dim]` unit vectors, logits `s·a / temperature`.
@@ -16,6 +37,36 @@ pub fn info_nce(student: &Tensor, anchor: &Tensor, temperature: f64) -> Result<T
     let s2a = candle_nn::loss::cross_entropy(&logits, &labels)?;
     let a2s = candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &labels)?;
     ((s2a + a2s)? * 0.5)?.to_dtype(DType::F32)
+}
+
+/// Symmetric InfoNCE with soft targets taken from the anchor itself: row i's
+/// target distribution over the batch is `softmax_j(a_i · a_j / t_target)`
+/// instead of one-hot on i. With many pairs of one situation in a batch (10
+/// situations, 64 pairs: about 6 per row), one-hot targets push the student
+/// to tell apart moments its frozen anchor itself places together, which
+/// a modality that cannot see the difference (IMU of two seated scenes) can
+/// only learn as noise; soft targets ask it to reproduce the anchor's
+/// similarity structure instead. The anchor is the only teacher, as in
+/// ImageBind (no labels, no text for emergent edges). As `t_target -> 0` with
+/// distinct anchors this is [`info_nce`]. `anchor · anchorᵀ` is symmetric,
+/// so both directions share the targets.
+pub fn soft_info_nce(
+    student: &Tensor,
+    anchor: &Tensor,
+    temperature: f64,
+    target_temperature: f64,
+) -> Result<Tensor> {
+    let n = student.dim(0)? as f64;
+    let a = anchor.detach();
+    let logits = (student.matmul(&a.t()?)? / temperature)?;
+    let targets = candle_nn::ops::softmax_last_dim(&(a.matmul(&a.t()?)? / target_temperature)?)?;
+    let ce = |l: &Tensor| -> Result<Tensor> {
+        let lp = candle_nn::ops::log_softmax(l, D::Minus1)?;
+        (targets.mul(&lp)?.sum_all()? / -n)?.to_dtype(DType::F32)
+    };
+    let s2a = ce(&logits)?;
+    let a2s = ce(&logits.t()?.contiguous()?)?;
+    (s2a + a2s)? * 0.5
 }
 
 /// Fraction of rows whose highest-scoring anchor is their own partner
@@ -50,6 +101,44 @@ mod tests {
         let a2s = (ce([l[0][0], l[1][0]], 0) + ce([l[0][1], l[1][1]], 1)) / 2.0;
         assert!((got - (s2a + a2s) / 2.0).abs() < 1e-6, "{got}");
         assert_eq!(top1(&s, &a)?, 1.0);
+        Ok(())
+    }
+
+    #[test]
+    fn soft_targets_follow_the_anchor_and_tend_to_one_hot() -> Result<()> {
+        let dev = Device::Cpu;
+        let s = Tensor::new(&[[1f32, 0.0], [0.6, 0.8]], &dev)?;
+        let a = Tensor::new(&[[0.6f32, 0.8], [0.0, 1.0]], &dev)?;
+        let (t, tt) = (0.5, 0.25);
+        let got = soft_info_nce(&s, &a, t, tt)?.to_scalar::<f32>()? as f64;
+        // By hand: l = s a^T / t, targets = softmax rows of a a^T / tt.
+        let sa = [[0.6, 0.0], [0.36 + 0.64, 0.8]];
+        let aa = [[1.0, 0.8], [0.8, 1.0]];
+        let sm = |r: [f64; 2], k: f64| {
+            let z = (r[0] / k).exp() + (r[1] / k).exp();
+            [(r[0] / k).exp() / z, (r[1] / k).exp() / z]
+        };
+        let tg = [sm(aa[0], tt), sm(aa[1], tt)];
+        let xent = |rows: [[f64; 2]; 2]| {
+            (0..2)
+                .map(|i| {
+                    let p = sm(rows[i], t);
+                    -(tg[i][0] * p[0].ln() + tg[i][1] * p[1].ln())
+                })
+                .sum::<f64>()
+                / 2.0
+        };
+        let want = (xent(sa) + xent([[sa[0][0], sa[1][0]], [sa[0][1], sa[1][1]]])) / 2.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        // A cold target temperature gives plain InfoNCE.
+        let cold = soft_info_nce(&s, &a, t, 1e-4)?.to_scalar::<f32>()?;
+        let hard = info_nce(&s, &a, t)?.to_scalar::<f32>()?;
+        assert!((cold - hard).abs() < 1e-5, "{cold} vs {hard}");
+        let l = EdgeLoss {
+            temperature: t,
+            target_temperature: None,
+        };
+        assert_eq!(l.of(&s, &a)?.to_scalar::<f32>()?, hard);
         Ok(())
     }
 }

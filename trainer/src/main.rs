@@ -10,11 +10,18 @@ use clap::{Parser, Subcommand};
 use edgebind_models::contract::ContractModality;
 use edgebind_trainer::bind::BindOptions;
 use edgebind_trainer::eval::EvalOptions;
+use edgebind_trainer::loss::EdgeLoss;
 use edgebind_trainer::model::EncoderConfig;
 use edgebind_trainer::optim::OptimConfig;
 use edgebind_trainer::params::{Rng, randn};
 use edgebind_trainer::plan::Plan;
 use edgebind_trainer::student::Student;
+
+/// ImageBind's one-hot InfoNCE at temperature 0.1.
+const HARD_0_1: EdgeLoss = EdgeLoss {
+    temperature: 0.1,
+    target_temperature: None,
+};
 
 /// Train edgebind encoders the ImageBind way: each modality bound to a frozen
 /// anchor along the spanning tree a TOML plan names, exported to ONNX with
@@ -248,10 +255,10 @@ fn bench(plan: Option<PathBuf>, batch: usize, steps: usize) -> anyhow::Result<()
         let x = randn(&mut rng, &shape, &dev)?;
         let a =
             edgebind_trainer::model::l2_normalize(&randn(&mut rng, &[batch, cfg.out_dim], &dev)?)?;
-        s.step(&x, &a, 0.1)?;
+        s.step(&x, &a, &HARD_0_1)?;
         let t0 = Instant::now();
         for _ in 0..steps {
-            s.step(&x, &a, 0.1)?;
+            s.step(&x, &a, &HARD_0_1)?;
         }
         let ms = t0.elapsed().as_secs_f64() * 1000.0 / steps as f64;
         println!(

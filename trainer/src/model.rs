@@ -51,7 +51,8 @@ pub struct EncoderConfig {
     /// What it encodes (not text: the text tower is never trained here).
     pub modality: ContractModality,
     /// Item shape, channels first (vision `[3, 2, H, W]` or `[3, H, W]`,
-    /// audio `[1, mel, frames]`, depth/thermal `[1, H, W]`, imu `[6, L]`).
+    /// audio `[1, mel, frames]`, depth/thermal `[1, H, W]` or `[1, 2, H, W]`,
+    /// imu `[6, L]`).
     pub input: Vec<usize>,
     /// Patch size per dimension after the channels; each must divide its
     /// dimension.
@@ -145,7 +146,9 @@ impl EncoderConfig {
             }
         };
         let ranks: &[usize] = match self.modality {
-            ContractModality::Vision => &[3, 4],
+            ContractModality::Vision | ContractModality::Depth | ContractModality::Thermal => {
+                &[3, 4]
+            }
             ContractModality::Imu => &[2],
             _ => &[3],
         };
@@ -159,7 +162,7 @@ impl EncoderConfig {
                     ContractModality::Vision => "[3, frames, H, W] or [3, H, W]",
                     ContractModality::Imu => "[6, length]",
                     ContractModality::Audio => "[1, mel, frames]",
-                    _ => "[1, H, W]",
+                    _ => "[1, frames, H, W] or [1, H, W]",
                 }
             )));
         }
@@ -312,24 +315,23 @@ impl EncoderConfig {
     /// otherwise) and the window length in seconds.
     fn default_preprocess(&self) -> (Preprocess, f64) {
         let side = |i: usize| self.input[i] as u32;
+        // Image inputs: `[C, H, W]`, or `[C, T, H, W]` for a clip.
+        let frames = if self.input.len() == 4 {
+            self.input[1]
+        } else {
+            0
+        };
+        let last = side(self.input.len() - 1);
         match self.modality {
-            ContractModality::Vision => {
-                let frames = if self.input.len() == 4 {
-                    self.input[1]
-                } else {
-                    0
-                };
-                let crop = side(self.input.len() - 1);
-                (
-                    Preprocess::Vision(VisionParams {
-                        resize: crop,
-                        crop,
-                        frames,
-                        ..Default::default()
-                    }),
-                    1.0,
-                )
-            }
+            ContractModality::Vision => (
+                Preprocess::Vision(VisionParams {
+                    resize: last,
+                    crop: last,
+                    frames,
+                    ..Default::default()
+                }),
+                1.0,
+            ),
             ContractModality::Audio => {
                 // One clip per window: the window is the clip (2 s), so
                 // ImageBind's three clips would be three identical passes.
@@ -343,16 +345,18 @@ impl EncoderConfig {
             }
             ContractModality::Depth => (
                 Preprocess::Depth(DepthParams {
-                    resize: side(1),
-                    crop: side(1),
+                    resize: last,
+                    crop: last,
+                    frames,
                     ..Default::default()
                 }),
                 1.0,
             ),
             ContractModality::Thermal => (
                 Preprocess::Thermal(ThermalParams {
-                    resize: side(1),
-                    crop: side(1),
+                    resize: last,
+                    crop: last,
+                    frames,
                     ..Default::default()
                 }),
                 1.0,
@@ -856,6 +860,21 @@ mod tests {
         v.patch = vec![1, 8, 8];
         let e = v.validate().unwrap_err().to_string();
         assert!(e.contains("must cover all 2 frames"), "{e}");
+        // Depth and thermal take clips too: [1, 2, H, W], frames into channels.
+        let mut d = EncoderConfig::small(ContractModality::Depth).unwrap();
+        d.input = vec![1, 2, 64, 64];
+        d.patch = vec![2, 8, 8];
+        d.conv_stem = vec![24, 48];
+        d.preprocess = Some(serde_json::json!({ "clip_s": 0.5, "min_depth_m": 1.0 }));
+        d.validate().unwrap();
+        assert_eq!((d.conv_in(), d.patches(), d.patch_len()), (2, 64, 192));
+        let c = d.contract("s", "vision", "test");
+        c.validate().unwrap();
+        assert_eq!(c.preprocess.item_shape(), Some(vec![1, 2, 64, 64]));
+        assert_eq!(c.preprocess.clip_s(), 0.5);
+        d.input = vec![1, 2, 2, 64, 64];
+        let e = d.validate().unwrap_err().to_string();
+        assert!(e.contains("[1, frames, H, W] or [1, H, W]"), "{e}");
     }
 
     #[test]

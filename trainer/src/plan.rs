@@ -16,6 +16,7 @@
 //! [[edge]]
 //! learner = "audio"
 //! anchor = "vision"                   # temperature defaults to ImageBind's (0.05)
+//! # target_temperature = 0.05         # optional: soft targets from the anchor (loss::soft_info_nce)
 //! [encoders.audio]
 //! depth = 6                           # overrides onto the small default
 //! [data]
@@ -111,6 +112,10 @@ pub struct EdgeSpec {
     /// InfoNCE temperature; default ImageBind's for the learner.
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// Soft InfoNCE targets `softmax(anchor · anchorᵀ / t)` (see
+    /// `loss::soft_info_nce`); absent = ImageBind's one-hot targets.
+    #[serde(default)]
+    pub target_temperature: Option<f64>,
     /// Steps for this edge; default `[train].steps`.
     #[serde(default)]
     pub steps: Option<usize>,
@@ -228,12 +233,24 @@ pub struct Edge {
     pub encoder: EncoderConfig,
     /// InfoNCE temperature.
     pub temperature: f64,
+    /// Soft-target temperature (`None`: one-hot InfoNCE).
+    pub target_temperature: Option<f64>,
     /// Steps.
     pub steps: usize,
     /// Batch.
     pub batch: usize,
     /// Augmentations.
     pub augment: Vec<Augment>,
+}
+
+impl Edge {
+    /// The loss this edge trains with.
+    pub fn loss(&self) -> crate::loss::EdgeLoss {
+        crate::loss::EdgeLoss {
+            temperature: self.temperature,
+            target_temperature: self.target_temperature,
+        }
+    }
 }
 
 /// A validated plan: a tree with one frozen root, edges in training order.
@@ -465,6 +482,11 @@ impl Plan {
                     "{place}: temperature {temperature} must be positive"
                 ));
             }
+            if let Some(t) = e.target_temperature
+                && !(t > 0.0 && t.is_finite())
+            {
+                return bad(format!("{place}: target_temperature {t} must be positive"));
+            }
             let steps = e.steps.unwrap_or(file.train.steps);
             let batch = e.batch.unwrap_or(file.train.batch);
             if steps == 0 {
@@ -489,6 +511,7 @@ impl Plan {
                 anchor,
                 encoder,
                 temperature,
+                target_temperature: e.target_temperature,
                 steps,
                 batch,
                 augment: e.augment.clone(),
@@ -528,11 +551,14 @@ impl Plan {
         for e in &self.edges {
             let c = &e.encoder;
             s.push_str(&format!(
-                "  {}->{}: temperature {}, {} steps x batch {}, encoder dim {} depth {} heads {} \
-                 input {:?} patch {:?} ({} tokens){}\n",
+                "  {}->{}: temperature {}{}, {} steps x batch {}, encoder dim {} depth {} heads {} \
+                 input {:?} patch {:?} ({} tokens){}{}\n",
                 e.learner.as_str(),
                 e.anchor.as_str(),
                 e.temperature,
+                e.target_temperature
+                    .map(|t| format!(" (soft targets at {t})"))
+                    .unwrap_or_default(),
                 e.steps,
                 e.batch,
                 c.dim,
@@ -541,7 +567,12 @@ impl Plan {
                 c.input,
                 c.patch,
                 c.patches() + 1,
-                if c.bias_kv { ", k/v bias" } else { "" }
+                if c.bias_kv { ", k/v bias" } else { "" },
+                if c.conv_stem.is_empty() {
+                    String::new()
+                } else {
+                    format!(", conv stem {:?}", c.conv_stem)
+                }
             ));
         }
         s
@@ -678,6 +709,14 @@ mod tests {
             edge("vision", "text")
         ));
         assert!(e.contains("temperature 0 must be positive"), "{e}");
+        let e = err(&format!(
+            "{root}{}target_temperature = -1.0\n",
+            edge("vision", "text")
+        ));
+        assert!(
+            e.contains("edge 1 (vision->text): target_temperature -1 must be positive"),
+            "{e}"
+        );
         let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
         assert!(e.contains("at least 2 pairs"), "{e}");
         let e = err(&format!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::checkpoint::{self, CheckpointError};
-use crate::loss::info_nce;
+use crate::loss::EdgeLoss;
 use crate::model::{Encoder, EncoderConfig};
 use crate::optim::{AdamW, OptimConfig};
 use crate::params::Rng;
@@ -56,10 +56,10 @@ impl Student {
         &mut self,
         x: &Tensor,
         anchor: &Tensor,
-        temperature: f64,
+        loss: &EdgeLoss,
     ) -> anyhow::Result<StepReport> {
         let emb = self.encoder.forward(x, Some(&mut self.rng))?;
-        let loss = info_nce(&emb, anchor, temperature)?;
+        let loss = loss.of(&emb, anchor)?;
         let grads = loss.backward()?;
         let stats = self.opt.step(&self.encoder.params, &grads)?;
         Ok(StepReport {

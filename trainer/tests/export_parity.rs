@@ -93,7 +93,15 @@ fn every_architecture_matches_tract_within_1e_4() {
     let mut depth_conv = EncoderConfig::small(ContractModality::Depth).unwrap();
     depth_conv.input = vec![1, 32, 32];
     depth_conv.conv_stem = vec![8];
-    configs.extend([vision_conv, depth_conv]);
+    // Depth and thermal clips [1, 2, H, W]: tubelet patches, and the conv stem.
+    let mut depth_clip = EncoderConfig::small(ContractModality::Depth).unwrap();
+    depth_clip.input = vec![1, 2, 32, 32];
+    depth_clip.patch = vec![2, 8, 8];
+    let mut thermal_clip_conv = EncoderConfig::small(ContractModality::Thermal).unwrap();
+    thermal_clip_conv.input = vec![1, 2, 32, 32];
+    thermal_clip_conv.patch = vec![2, 8, 8];
+    thermal_clip_conv.conv_stem = vec![8, 16];
+    configs.extend([vision_conv, depth_conv, depth_clip, thermal_clip_conv]);
     for cfg in &configs {
         let d = parity(cfg);
         assert!(d <= 1e-4, "{}: max abs diff {d}", cfg.modality.as_str());

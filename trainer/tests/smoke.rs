@@ -5,10 +5,17 @@
 
 use candle_core::{Device, Tensor};
 use edgebind_models::contract::ContractModality;
+use edgebind_trainer::loss::EdgeLoss;
 use edgebind_trainer::model::{EncoderConfig, l2_normalize};
 use edgebind_trainer::optim::OptimConfig;
 use edgebind_trainer::params::{Rng, randn};
 use edgebind_trainer::student::Student;
+
+/// ImageBind's one-hot InfoNCE at temperature 0.1.
+const HARD_0_1: EdgeLoss = EdgeLoss {
+    temperature: 0.1,
+    target_temperature: None,
+};
 
 const ITEMS: usize = 64;
 const BATCH: usize = 16;
@@ -65,7 +72,7 @@ fn loss_falls() {
     let mut losses = Vec::new();
     for _ in 0..steps {
         let (bx, be) = batch(&mut data_rng, &x, &e);
-        losses.push(s.step(&bx, &be, 0.1).unwrap().loss);
+        losses.push(s.step(&bx, &be, &HARD_0_1).unwrap().loss);
     }
     let first = losses[..5].iter().sum::<f64>() / 5.0;
     let last = losses[steps - 5..].iter().sum::<f64>() / 5.0;
@@ -96,7 +103,7 @@ fn resume_continues_exactly() {
     let run = |s: &mut Student, rng: &mut Rng, n: usize| {
         for _ in 0..n {
             let (bx, be) = batch(rng, &x, &e);
-            s.step(&bx, &be, 0.1).unwrap();
+            s.step(&bx, &be, &HARD_0_1).unwrap();
         }
     };
     let mut straight = Student::new(&tiny(), optim(), 8, 3, &dev).unwrap();

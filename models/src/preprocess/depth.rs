@@ -29,6 +29,20 @@ pub struct DepthParams {
     pub mean: f32,
     /// Divided by.
     pub std: f32,
+    /// Frames in the model input: 0 (the default) for a plain `[1, crop,
+    /// crop]` image; 2 for a `[1, 2, crop, crop]` clip (see `clip_s`; without
+    /// it the frame is repeated).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub frames: usize,
+    /// Seconds between the two frames of a real clip (`frames` = 2): the
+    /// window's earlier frame (nearest `t_end - clip_s`) is time step 0, its
+    /// own frame time step 1, so the encoder sees motion; 0 = no clip.
+    #[serde(skip_serializing_if = "super::vision::is_zero")]
+    pub clip_s: f64,
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for DepthParams {
@@ -41,6 +55,8 @@ impl Default for DepthParams {
             crop: 224,
             mean: 0.5,
             std: 0.5,
+            frames: 0,
+            clip_s: 0.0,
         }
     }
 }
@@ -52,7 +68,8 @@ impl DepthParams {
     }
 }
 
-/// Z16 millimetres (`w * h` values) -> `[1, crop, crop]`.
+/// Z16 millimetres (`w * h` values) -> `[1, crop, crop]` (`[1, frames,
+/// crop, crop]`, the frame repeated, if `frames` > 0).
 pub fn preprocess_depth_mm(
     mm: &[u16],
     w: usize,
@@ -84,7 +101,7 @@ pub fn preprocess_depth_mm(
     let crop = p.crop as usize;
     let img = resize_crop_f32(&disp, w, h, p.resize as usize, crop, Filter::Bilinear)?;
     let data = img.into_iter().map(|v| (v - p.mean) / p.std).collect();
-    Ok(Tensor::new(vec![1, crop, crop], data))
+    super::repeat_frames(Tensor::new(vec![1, crop, crop], data), p.frames)
 }
 
 #[cfg(test)]

@@ -34,6 +34,38 @@ impl Tensor {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
         Tensor { shape, data }
     }
+
+    /// Frames `[C, H, W]` (all the same shape), earliest first ->
+    /// `[C, T, H, W]`: the time axis after the channels, as ImageBind's
+    /// video-style inputs lay it out. `None` if empty or shapes differ.
+    pub fn stack_time(frames: &[&Tensor]) -> Option<Tensor> {
+        let first = frames.first()?;
+        if first.shape.len() != 3 || frames.iter().any(|f| f.shape != first.shape) {
+            return None;
+        }
+        let (c, t) = (first.shape[0], frames.len());
+        let plane = first.shape[1] * first.shape[2];
+        let mut data = Vec::with_capacity(c * t * plane);
+        for ch in 0..c {
+            for f in frames {
+                data.extend_from_slice(&f.data[ch * plane..(ch + 1) * plane]);
+            }
+        }
+        Some(Tensor::new(
+            vec![c, t, first.shape[1], first.shape[2]],
+            data,
+        ))
+    }
+}
+
+/// `[C, H, W]` -> itself for `frames` = 0, else `[C, frames, H, W]` with the
+/// image repeated (a still image as a clip with no motion, ImageBind's way).
+pub(crate) fn repeat_frames(t: Tensor, frames: usize) -> Result<Tensor, PreprocessError> {
+    if frames == 0 {
+        return Ok(t);
+    }
+    Tensor::stack_time(&vec![&t; frames])
+        .ok_or_else(|| PreprocessError::Shape(format!("cannot repeat a {:?} tensor", t.shape)))
 }
 
 /// Errors of preprocessing: bad parameters (from a contract) or bad input.

@@ -29,6 +29,20 @@ pub struct ThermalParams {
     pub mean: f32,
     /// Divided by.
     pub std: f32,
+    /// Frames in the model input: 0 (the default) for a plain `[1, crop,
+    /// crop]` image; 2 for a `[1, 2, crop, crop]` clip (see `clip_s`; without
+    /// it the frame is repeated).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub frames: usize,
+    /// Seconds between the two frames of a real clip (`frames` = 2): the
+    /// window's earlier frame (nearest `t_end - clip_s`) is time step 0, its
+    /// own frame time step 1, so the encoder sees motion; 0 = no clip.
+    #[serde(skip_serializing_if = "super::vision::is_zero")]
+    pub clip_s: f64,
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for ThermalParams {
@@ -42,11 +56,14 @@ impl Default for ThermalParams {
             crop: 224,
             mean: 0.5,
             std: 0.5,
+            frames: 0,
+            clip_s: 0.0,
         }
     }
 }
 
-/// Celsius values (`w * h`) -> `[1, crop, crop]`.
+/// Celsius values (`w * h`) -> `[1, crop, crop]` (`[1, frames, crop, crop]`,
+/// the frame repeated, if `frames` > 0).
 pub fn preprocess_celsius(
     c: &[f32],
     w: usize,
@@ -72,10 +89,11 @@ pub fn preprocess_celsius(
         .collect();
     let crop = p.crop as usize;
     let img = resize_crop_f32(&unit, w, h, p.resize as usize, crop, Filter::Bilinear)?;
-    Ok(Tensor::new(
+    let t = Tensor::new(
         vec![1, crop, crop],
         img.into_iter().map(|v| (v - p.mean) / p.std).collect(),
-    ))
+    );
+    super::repeat_frames(t, p.frames)
 }
 
 /// Y16 counts -> Celsius with the contract's calibration.

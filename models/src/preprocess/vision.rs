@@ -43,7 +43,7 @@ pub struct VisionParams {
     pub clip_s: f64,
 }
 
-fn is_zero(v: &f64) -> bool {
+pub(crate) fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
@@ -209,14 +209,8 @@ pub fn preprocess_rgb8_clip(
     };
     let a = preprocess_rgb8(earlier.0, earlier.1, earlier.2, &single)?;
     let b = preprocess_rgb8(later.0, later.1, later.2, &single)?;
-    let crop = p.crop as usize;
-    let plane = crop * crop;
-    let mut out = Vec::with_capacity(6 * plane);
-    for c in 0..3 {
-        out.extend_from_slice(&a.data[c * plane..(c + 1) * plane]);
-        out.extend_from_slice(&b.data[c * plane..(c + 1) * plane]);
-    }
-    Ok(Tensor::new(vec![3, 2, crop, crop], out))
+    Tensor::stack_time(&[&a, &b])
+        .ok_or_else(|| PreprocessError::Shape("clip frames differ in shape".into()))
 }
 
 /// RGB8 image -> normalised `[3, crop, crop]` (or `[3, frames, crop, crop]`) tensor.
@@ -246,18 +240,8 @@ pub fn preprocess_rgb8(
             }
         }
     }
-    if p.frames == 0 {
-        return Ok(Tensor::new(vec![3, crop, crop], chw));
-    }
-    // [3, T, H, W]: each channel plane repeated T times.
-    let plane = crop * crop;
-    let mut out = Vec::with_capacity(3 * p.frames * plane);
-    for c in 0..3 {
-        for _ in 0..p.frames {
-            out.extend_from_slice(&chw[c * plane..(c + 1) * plane]);
-        }
-    }
-    Ok(Tensor::new(vec![3, p.frames, crop, crop], out))
+    let t = Tensor::new(vec![3, crop, crop], chw);
+    super::repeat_frames(t, p.frames)
 }
 
 #[cfg(test)]

@@ -48,74 +48,81 @@ impl Preprocessor {
         })
     }
 
+    /// One frame through an image contract's transform, without a time
+    /// axis: `[C, crop, crop]`. `None` if the spec is not an image one.
+    fn frame_item(&self, f: &Frame, w: &Window) -> Option<Result<Tensor, PreprocessError>> {
+        let (fw, fh) = (f.width as usize, f.height as usize);
+        Some(match &self.spec {
+            Preprocess::Vision(p) if f.format == PixelFormat::Rgb8 => {
+                let one = vision::VisionParams {
+                    frames: 0,
+                    ..p.clone()
+                };
+                vision::preprocess_rgb8(&f.data, fw, fh, &one)
+            }
+            Preprocess::Vision(_) => Err(wrong("vision (rgb8)", w)),
+            Preprocess::Depth(p) if f.format == PixelFormat::DepthZ16 => {
+                let one = depth::DepthParams {
+                    frames: 0,
+                    ..p.clone()
+                };
+                depth::preprocess_depth_mm(&frame_u16(f), fw, fh, &one)
+            }
+            Preprocess::Depth(_) => Err(wrong("depth (z16)", w)),
+            Preprocess::Thermal(p)
+                if matches!(f.format, PixelFormat::ThermalY16 | PixelFormat::ThermalF32) =>
+            {
+                let celsius = if f.format == PixelFormat::ThermalY16 {
+                    thermal::counts_to_celsius(&frame_u16(f), p)
+                } else {
+                    (0..fw * fh).map(|i| f.f32_at(i)).collect()
+                };
+                let one = thermal::ThermalParams {
+                    frames: 0,
+                    ..p.clone()
+                };
+                thermal::preprocess_celsius(&celsius, fw, fh, &one)
+            }
+            Preprocess::Thermal(_) => Err(wrong("thermal", w)),
+            _ => return None,
+        })
+    }
+
     /// The encoder inputs of one window.
     pub fn window(&mut self, w: &Window) -> Result<Vec<Tensor>, PreprocessError> {
-        if let WindowData::Frame { frame, .. } = &w.data {
+        if let WindowData::Frame { frame, earlier, .. } = &w.data {
             frame
                 .validate()
                 .map_err(|e| PreprocessError::Shape(e.to_string()))?;
+            if let Some(own) = self.frame_item(frame, w) {
+                let own = own?;
+                let clip_s = self.spec.clip_s();
+                if clip_s <= 0.0 {
+                    return Ok(vec![super::repeat_frames(own, self.spec.frames())?]);
+                }
+                // A real clip: (earlier frame, own frame), each transformed alike.
+                let Some(e) = earlier else {
+                    return Err(PreprocessError::Shape(format!(
+                        "the encoder takes a {clip_s} s clip but the {} window ending at {} ns \
+                         has one frame (build its windower with the contract's clip)",
+                        w.modality, w.t_end
+                    )));
+                };
+                let (_, ef) = &**e;
+                ef.validate()
+                    .map_err(|e| PreprocessError::Shape(e.to_string()))?;
+                let first = self.frame_item(ef, w).expect("same spec")?;
+                return Tensor::stack_time(&[&first, &own])
+                    .map(|t| vec![t])
+                    .ok_or_else(|| {
+                        PreprocessError::Shape(format!(
+                            "the {} clip ending at {} ns has frames of different shapes",
+                            w.modality, w.t_end
+                        ))
+                    });
+            }
         }
         match (&self.spec, &w.data) {
-            (Preprocess::Vision(p), WindowData::Frame { frame, earlier, .. })
-                if frame.format == PixelFormat::Rgb8 =>
-            {
-                if p.clip_s > 0.0 {
-                    let Some(e) = earlier else {
-                        return Err(PreprocessError::Shape(format!(
-                            "the encoder takes a {} s clip but the vision window ending at {} ns \
-                             has one frame (build its windower with the contract's clip)",
-                            p.clip_s, w.t_end
-                        )));
-                    };
-                    let (_, ef) = &**e;
-                    ef.validate()
-                        .map_err(|e| PreprocessError::Shape(e.to_string()))?;
-                    if ef.format != PixelFormat::Rgb8 {
-                        return Err(wrong("vision (rgb8)", w));
-                    }
-                    return Ok(vec![vision::preprocess_rgb8_clip(
-                        (&ef.data, ef.width as usize, ef.height as usize),
-                        (&frame.data, frame.width as usize, frame.height as usize),
-                        p,
-                    )?]);
-                }
-                Ok(vec![vision::preprocess_rgb8(
-                    &frame.data,
-                    frame.width as usize,
-                    frame.height as usize,
-                    p,
-                )?])
-            }
-            (Preprocess::Depth(p), WindowData::Frame { frame, .. })
-                if frame.format == PixelFormat::DepthZ16 =>
-            {
-                Ok(vec![depth::preprocess_depth_mm(
-                    &frame_u16(frame),
-                    frame.width as usize,
-                    frame.height as usize,
-                    p,
-                )?])
-            }
-            (Preprocess::Thermal(p), WindowData::Frame { frame, .. })
-                if matches!(
-                    frame.format,
-                    PixelFormat::ThermalY16 | PixelFormat::ThermalF32
-                ) =>
-            {
-                let celsius = if frame.format == PixelFormat::ThermalY16 {
-                    thermal::counts_to_celsius(&frame_u16(frame), p)
-                } else {
-                    (0..frame.width as usize * frame.height as usize)
-                        .map(|i| frame.f32_at(i))
-                        .collect()
-                };
-                Ok(vec![thermal::preprocess_celsius(
-                    &celsius,
-                    frame.width as usize,
-                    frame.height as usize,
-                    p,
-                )?])
-            }
             (
                 Preprocess::Audio(_),
                 WindowData::Audio {
@@ -247,6 +254,114 @@ mod tests {
                 .contains("vision (rgb8) preprocessing got a depth_z16 frame"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn depth_and_thermal_clips_stack_earlier_then_own_and_repeat_without_clip() {
+        let depth_spec = |frames, clip_s| {
+            Preprocess::Depth(crate::preprocess::depth::DepthParams {
+                resize: 4,
+                crop: 4,
+                mean: 0.0,
+                std: 1.0,
+                min_depth_m: 1.0,
+                frames,
+                clip_s,
+                ..Default::default()
+            })
+        };
+        let z16 = |mm: u16| {
+            let mut f = Frame::zeroed(4, 4, PixelFormat::DepthZ16);
+            for b in f.data.chunks_exact_mut(2) {
+                b.copy_from_slice(&mm.to_le_bytes());
+            }
+            f
+        };
+        // 1 m -> disparity 1 (nearest), 2 m -> 0.5.
+        let clip = window(
+            Modality::Depth,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: z16(2000),
+                earlier: Some(Box::new((Timestamp::sim(1_400_000_000), z16(1000)))),
+            },
+        );
+        let mut p = Preprocessor::new(&depth_spec(2, 0.5)).unwrap();
+        let items = p.window(&clip).unwrap();
+        assert_eq!(items[0].shape, vec![1, 2, 4, 4]);
+        assert!(items[0].data[..16].iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        assert!(items[0].data[16..].iter().all(|&v| (v - 0.5).abs() < 1e-6));
+        // No clip in the contract: the own frame, repeated to `frames`.
+        let mut p = Preprocessor::new(&depth_spec(2, 0.0)).unwrap();
+        let items = p.window(&clip).unwrap();
+        assert_eq!(items[0].shape, vec![1, 2, 4, 4]);
+        assert!(items[0].data.iter().all(|&v| (v - 0.5).abs() < 1e-6));
+        let mut p = Preprocessor::new(&depth_spec(0, 0.0)).unwrap();
+        assert_eq!(p.window(&clip).unwrap()[0].shape, vec![1, 4, 4]);
+
+        // Thermal: 40 °C earlier, 10 °C now, window -10..60.
+        let thermal = Preprocess::Thermal(crate::preprocess::thermal::ThermalParams {
+            resize: 4,
+            crop: 4,
+            mean: 0.0,
+            std: 1.0,
+            frames: 2,
+            clip_s: 0.3,
+            ..Default::default()
+        });
+        let y16 = |c: f32| {
+            let mut f = Frame::zeroed(4, 4, PixelFormat::ThermalY16);
+            let n = ((c + 273.15) * 100.0).round() as u16;
+            for b in f.data.chunks_exact_mut(2) {
+                b.copy_from_slice(&n.to_le_bytes());
+            }
+            f
+        };
+        let mut p = Preprocessor::new(&thermal).unwrap();
+        let w = window(
+            Modality::Thermal,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: y16(10.0),
+                earlier: Some(Box::new((Timestamp::sim(1_600_000_000), y16(40.0)))),
+            },
+        );
+        let items = p.window(&w).unwrap();
+        assert_eq!(items[0].shape, vec![1, 2, 4, 4]);
+        assert!(
+            (items[0].data[0] - 50.0 / 70.0).abs() < 1e-4,
+            "{}",
+            items[0].data[0]
+        );
+        assert!(
+            (items[0].data[16] - 20.0 / 70.0).abs() < 1e-4,
+            "{}",
+            items[0].data[16]
+        );
+        // A single frame given to a clip contract is refused, naming the window.
+        let single = window(
+            Modality::Thermal,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: y16(10.0),
+                earlier: None,
+            },
+        );
+        let e = p.window(&single).unwrap_err().to_string();
+        assert!(
+            e.contains("0.3 s clip") && e.contains("thermal window"),
+            "{e}"
+        );
+        // A clip whose earlier frame is of another format is refused too.
+        let mixed = window(
+            Modality::Thermal,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: y16(10.0),
+                earlier: Some(Box::new((Timestamp::sim(1_600_000_000), z16(1000)))),
+            },
+        );
+        assert!(p.window(&mixed).is_err());
     }
 
     #[test]

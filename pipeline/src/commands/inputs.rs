@@ -141,7 +141,7 @@ pub fn window(
                 format,
                 data: img.as_raw().iter().flat_map(|v| v.to_le_bytes()).collect(),
             };
-            Ok(frame_window(modality, frame, false))
+            Ok(frame_window(modality, frame, pre.clip_s() > 0.0))
         }
         ContractModality::Audio => {
             if kind != Kind::Wav {
