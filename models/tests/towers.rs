@@ -12,7 +12,7 @@ use edgebind_models::backend::{BackendOptions, Encoder};
 use edgebind_models::contract::Preprocess;
 use edgebind_models::preprocess::vision::preprocess_rgb8;
 use edgebind_models::space::Embedding;
-use edgebind_models::text::{TEXT_SPACE, TextTower, default_dir};
+use edgebind_models::text::{PLAN_AFTER, PLAN_CACHE_SIZE, TEXT_SPACE, TextTower, default_dir};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -104,6 +104,60 @@ fn text_tower_matches_sentence_transformers() {
             "{p}: {c}"
         );
     }
+}
+
+#[test]
+fn text_tower_plan_cache_is_bounded_and_consistent() {
+    let t = tower();
+    // More distinct shapes (batch, tokens) than the cache holds.
+    let texts = [
+        "a dog",
+        "a dog barking",
+        "a dog barking in the yard",
+        "a dog barking in the yard at night",
+        "a dog barking in the yard at night while it rains",
+        "a dog barking in the yard at night while it rains hard on the roof",
+    ];
+    let first: Vec<Embedding> = texts
+        .iter()
+        .map(|x| t.embed(&[x]).unwrap().remove(0))
+        .collect();
+    // A shape is planned only once it recurs (PLAN_AFTER calls).
+    assert!(t.cached_shapes().is_empty());
+    for x in &texts {
+        for _ in 1..PLAN_AFTER {
+            t.embed(&[x]).unwrap();
+        }
+    }
+    let pair = (0..PLAN_AFTER)
+        .map(|_| t.embed(&texts[..2]).unwrap())
+        .last()
+        .unwrap();
+    let shapes = t.cached_shapes();
+    assert_eq!(shapes.len(), PLAN_CACHE_SIZE, "{shapes:?}");
+    let pair_shape = (2, t.token_ids(texts[1]).unwrap().len());
+    assert_eq!(
+        shapes.last(),
+        Some(&pair_shape),
+        "most recent last: {shapes:?}"
+    );
+    // Cached shapes, evicted shapes and a batch all give the same embeddings,
+    // also from several threads at once.
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for (x, want) in texts.iter().zip(&first).rev() {
+                    let got = t.embed(&[x]).unwrap().remove(0);
+                    let c = got.cosine(want).unwrap();
+                    assert!(c > 0.99999, "{x}: cosine {c} with its first embedding");
+                }
+            });
+        }
+    });
+    for (got, want) in pair.iter().zip(&first) {
+        assert!(got.cosine(want).unwrap() > 0.99999);
+    }
+    assert!(t.cached_shapes().len() <= PLAN_CACHE_SIZE);
 }
 
 #[test]
