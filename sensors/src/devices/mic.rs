@@ -30,7 +30,8 @@
 //! windower relies on. The anchor is taken again after an overrun (xrun) and
 //! when the count falls more than 50 ms behind the estimate (lost samples, a
 //! sound card clock slower than the system's): a forward gap, which the
-//! windower zero-fills and counts. Timestamps never go back: a card clock
+//! windower zero-fills and counts. Timestamps never go back (a re-anchor
+//! starts no earlier than the end of the last chunk): a card clock
 //! faster than the system's is not corrected (about 0.2 s per hour at
 //! 50 ppm); correcting it needs a drift-tracking resampler.
 //!
@@ -329,6 +330,7 @@ impl DeviceSource for MicSource {
             chunk_frames,
             scratch: Vec::with_capacity(chunk_frames * channels as usize),
             anchor: None,
+            next_ns: 0,
             xruns_seen: 0,
             refused_seen: 0,
             clock: DeviceClock,
@@ -347,6 +349,9 @@ struct MicSession {
     scratch: Vec<f32>,
     /// Monotonic ns of a sample and frames pushed since it.
     anchor: Option<(u64, u64)>,
+    /// End of the last chunk pushed (monotonic ns): no chunk starts before
+    /// it, re-anchored or not.
+    next_ns: u64,
     xruns_seen: u64,
     refused_seen: u64,
     clock: DeviceClock,
@@ -395,11 +400,15 @@ impl DeviceSession for MicSession {
             // the measured time; a count ahead of the measurement (a fast device
             // clock, a source faster than real time) keeps counting, so
             // timestamps never go back and never overlap.
+            // A re-anchor (first chunk, overrun, gap) never goes back before the
+            // end of the last chunk: after an overrun of a source faster than
+            // real time, the measured time can lie behind the count.
             let t_ns = match counted {
                 Some(c) if measured <= c.saturating_add(RESYNC_NS) => c,
                 _ => {
-                    self.anchor = Some((measured, 0));
-                    measured
+                    let t = measured.max(self.next_ns);
+                    self.anchor = Some((t, 0));
+                    t
                 }
             };
             self.scratch.resize(need, 0.0);
@@ -423,6 +432,7 @@ impl DeviceSession for MicSession {
             if let Some((_, n)) = &mut self.anchor {
                 *n += (got / ch) as u64;
             }
+            self.next_ns = t_ns + ((got / ch) as u128 * 1_000_000_000 / self.rate as u128) as u64;
             pushed += 1;
         }
         Ok(pushed)
