@@ -42,11 +42,31 @@ fn edgebind_bin() -> PathBuf {
     bin
 }
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A test's scratch folder (recording, broker files, daemon state): removed
+/// when the test passes, kept for a look when it fails. Declared first in a
+/// test, so it outlives the broker and daemons that write into it.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn tmpdir(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("edgebind-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn free_port() -> u16 {
