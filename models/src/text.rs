@@ -81,6 +81,36 @@ struct PlanCache {
     seen: Vec<((usize, usize), u32)>,
 }
 
+impl PlanCache {
+    /// The plan to run `shape` with (`Some(None)`: the symbolic one), marking
+    /// it most recently used; `None` when the shape has now been called
+    /// [`PLAN_AFTER`] times and is to be planned.
+    fn lookup(&mut self, shape: (usize, usize)) -> Option<Option<Plan>> {
+        if let Some(i) = self.plans.iter().position(|(k, _)| *k == shape) {
+            let entry = self.plans.remove(i);
+            let plan = entry.1.clone();
+            self.plans.push(entry);
+            return Some(plan);
+        }
+        let i = match self.seen.iter().position(|(k, _)| *k == shape) {
+            Some(i) => i,
+            None => {
+                if self.seen.len() == SEEN_SIZE {
+                    self.seen.remove(0);
+                }
+                self.seen.push((shape, 0));
+                self.seen.len() - 1
+            }
+        };
+        self.seen[i].1 += 1;
+        if self.seen[i].1 < PLAN_AFTER {
+            return Some(None);
+        }
+        self.seen.remove(i);
+        None
+    }
+}
+
 /// Where `scripts/fetch-models.sh` puts the text tower.
 pub fn default_dir() -> PathBuf {
     let base = std::env::var_os("EDGEBIND_MODELS")
@@ -341,39 +371,8 @@ impl TextTower {
         let Some((graph, batch, seq)) = &self.graph else {
             return self.guard("running", || self.plan.run(feed));
         };
-        let hit = {
-            let mut cache = self.lock_cache();
-            let hit = cache.plans.iter().position(|(k, _)| *k == shape).map(|i| {
-                let entry = cache.plans.remove(i);
-                let plan = entry.1.clone();
-                cache.plans.push(entry);
-                plan
-            });
-            if hit.is_none() {
-                // Count the call; a shape not seen PLAN_AFTER times runs symbolic.
-                let seen = &mut cache.seen;
-                let i = match seen.iter().position(|(k, _)| *k == shape) {
-                    Some(i) => i,
-                    None => {
-                        if seen.len() == SEEN_SIZE {
-                            seen.remove(0);
-                        }
-                        seen.push((shape, 0));
-                        seen.len() - 1
-                    }
-                };
-                seen[i].1 += 1;
-                if seen[i].1 < PLAN_AFTER {
-                    Some(None)
-                } else {
-                    seen.remove(i);
-                    None
-                }
-            } else {
-                hit
-            }
-        };
-        if let Some(choice) = hit {
+        let choice = self.lock_cache().lookup(shape);
+        if let Some(choice) = choice {
             let plan = choice.as_ref().unwrap_or(&self.plan);
             return self.guard("running", || plan.run(feed));
         }

@@ -148,17 +148,31 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         .iter()
         .map(|&i| label_ids(i))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let embed = |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<BTreeMap<String, Vec<Vec<f32>>>> {
-        let mut out = BTreeMap::new();
-        for (m, enc) in encs {
-            out.insert(m.as_str().to_string(), ds.inputs[m].embed(enc, &keep)?);
-        }
-        Ok(out)
-    };
+    // Clean moments keep one truth span over the longest window, so every
+    // modality's own window: they are all in `embed_stable`'s rows.
+    let embed =
+        |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<(Scored, Rows)> {
+            let rows = embed_stable(&ds, encs)?;
+            let mut out = BTreeMap::new();
+            for m in encs.keys() {
+                let r = &rows[m];
+                let v = keep
+                    .iter()
+                    .map(|i| {
+                        r.get(i).cloned().ok_or_else(|| {
+                            anyhow::anyhow!("clean moment {i} has no {} embedding", m.as_str())
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                out.insert(m.as_str().to_string(), v);
+            }
+            Ok((out, rows))
+        };
+    let (embeddings, rows) = embed(&encoders)?;
     let set = EvalSet {
         situations: situations.clone(),
         labels: labels.clone(),
-        embeddings: embed(&encoders)?,
+        embeddings,
     };
     let paired_set = if paired.is_empty() {
         None
@@ -166,7 +180,7 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         Some(EvalSet {
             situations: situations.clone(),
             labels,
-            embeddings: embed(&paired)?,
+            embeddings: embed(&paired)?.0,
         })
     };
     let mut class_prompts = Vec::with_capacity(situations.len());
@@ -182,7 +196,7 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     }
     let classes = crate::report::class_embeddings(&class_prompts)?;
     let mut report = Report::build(&set, &classes, paired_set.as_ref())?;
-    report.arithmetic = arithmetic_by_pair(&ds, &encoders, &situations, &label_ids)?;
+    report.arithmetic = arithmetic_by_pair(&ds, &encoders, &rows, &situations, &label_ids)?;
     let calibration = calibrate(&set, &classes);
     if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
@@ -280,6 +294,38 @@ pub struct SituationCosines {
     pub inactive_p99: f64,
 }
 
+/// Modality name -> embeddings of the scored (clean) moments, in order.
+type Scored = BTreeMap<String, Vec<Vec<f32>>>;
+
+/// Per modality, moment index -> embedding.
+type Rows = BTreeMap<ContractModality, BTreeMap<usize, Vec<f32>>>;
+
+/// Length of `m`'s window (ns) in the windows `eval` cuts.
+fn window_ns(m: ContractModality) -> u64 {
+    m.sensor().map_or(0, |s| {
+        (WindowConfig::default().spec(s).length_s * 1e9) as u64
+    })
+}
+
+/// Each encoder run once, on every labelled moment its own window allows
+/// (truth constant over it): a superset of the clean moments, so the scores
+/// and the arithmetic check share one pass.
+fn embed_stable(
+    ds: &data::Dataset,
+    encs: &BTreeMap<ContractModality, TractEncoder>,
+) -> anyhow::Result<Rows> {
+    let mut rows = Rows::new();
+    for (m, enc) in encs {
+        let w = window_ns(*m);
+        let idx: Vec<usize> = (0..ds.moments.len())
+            .filter(|&i| !ds.moments[i].label.is_empty() && ds.moments[i].stable_ns >= w)
+            .collect();
+        let embs = ds.inputs[m].embed(enc, &idx)?;
+        rows.insert(*m, idx.into_iter().zip(embs).collect());
+    }
+    Ok(rows)
+}
+
 /// The embedding-arithmetic check per modality pair `(a, b)`, `a < b` by
 /// name. A moment where two situations happen at once rarely keeps one truth
 /// span over the longest window (IMU, 5 s: the sim's overlaps last 30-50 % of
@@ -290,27 +336,14 @@ pub struct SituationCosines {
 fn arithmetic_by_pair(
     ds: &data::Dataset,
     encoders: &BTreeMap<ContractModality, TractEncoder>,
+    rows: &Rows,
     situations: &[String],
     label_ids: &dyn Fn(usize) -> anyhow::Result<Vec<usize>>,
 ) -> anyhow::Result<Vec<crate::report::ArithmeticResult>> {
-    let windows = WindowConfig::default();
-    let window_ns = |m: ContractModality| {
-        m.sensor()
-            .map_or(0, |s| (windows.spec(s).length_s * 1e9) as u64)
-    };
     let usable = |i: usize, w: u64| {
         let m = &ds.moments[i];
         !m.label.is_empty() && m.stable_ns >= w
     };
-    // Each modality embedded once, on every moment its own window allows.
-    let mut rows: BTreeMap<ContractModality, BTreeMap<usize, Vec<f32>>> = BTreeMap::new();
-    for (m, enc) in encoders {
-        let idx: Vec<usize> = (0..ds.moments.len())
-            .filter(|&i| usable(i, window_ns(*m)))
-            .collect();
-        let embs = ds.inputs[m].embed(enc, &idx)?;
-        rows.insert(*m, idx.into_iter().zip(embs).collect());
-    }
     let mut by_name: Vec<(&str, ContractModality)> =
         encoders.keys().map(|m| (m.as_str(), *m)).collect();
     by_name.sort();

@@ -19,6 +19,14 @@ pub struct EdgeLoss {
 }
 
 impl EdgeLoss {
+    /// ImageBind's one-hot InfoNCE at `temperature`.
+    pub const fn info_nce(temperature: f64) -> Self {
+        EdgeLoss {
+            temperature,
+            target_temperature: None,
+        }
+    }
+
     /// The loss of a batch of `[N, dim]` unit vectors.
     pub fn of(&self, student: &Tensor, anchor: &Tensor) -> Result<Tensor> {
         match self.target_temperature {

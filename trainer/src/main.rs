@@ -18,10 +18,7 @@ use edgebind_trainer::plan::Plan;
 use edgebind_trainer::student::Student;
 
 /// ImageBind's one-hot InfoNCE at temperature 0.1.
-const HARD_0_1: EdgeLoss = EdgeLoss {
-    temperature: 0.1,
-    target_temperature: None,
-};
+const HARD_0_1: EdgeLoss = EdgeLoss::info_nce(0.1);
 
 /// Train edgebind encoders the ImageBind way: each modality bound to a frozen
 /// anchor along the spanning tree a TOML plan names, exported to ONNX with

@@ -12,10 +12,7 @@ use edgebind_trainer::params::{Rng, randn};
 use edgebind_trainer::student::Student;
 
 /// ImageBind's one-hot InfoNCE at temperature 0.1.
-const HARD_0_1: EdgeLoss = EdgeLoss {
-    temperature: 0.1,
-    target_temperature: None,
-};
+const HARD_0_1: EdgeLoss = EdgeLoss::info_nce(0.1);
 
 const ITEMS: usize = 64;
 const BATCH: usize = 16;
