@@ -2,7 +2,8 @@
 //! preprocessing cost on this machine, printed as figures (median of runs).
 //!
 //! * image anchor (MobileNetV2 -> text space, `models/zoo/`) through tract:
-//!   ms per image at batch 1 and 8, on 1 and 2 threads;
+//!   ms per image at batch 1 and 8, on 1 and 2 threads, with edgebind's
+//!   depthwise kernel (the backend's plan) and with tract's stock kernels;
 //! * text tower (all-MiniLM-L6-v2, needs `scripts/fetch-models.sh`): ms per
 //!   prompt at batch 1, 8 and 16, on 1 and 2 threads (tokenisation, the graph
 //!   and mean pooling, as `TextTower::embed` runs them);
@@ -56,25 +57,32 @@ fn main() {
             .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
             .collect(),
     );
-    for threads in [1, 2] {
-        let enc = TractEncoder::load(
-            &zoo,
-            &BackendOptions {
+    // edgebind's plan (its depthwise kernel, `backend/dwconv.rs`) and tract's
+    // stock plan on the same file, for the before / after.
+    for (case, stock) in [("image_anchor", false), ("image_anchor_stock", true)] {
+        for threads in [1, 2] {
+            let opts = BackendOptions {
                 threads,
                 max_batch: 8,
-            },
-        )
-        .unwrap();
-        for batch in [1, 8] {
-            let items = vec![img.clone(); batch];
-            let ms = median_ms(runs, || {
-                black_box(enc.encode(&items).unwrap());
-            });
-            println!(
-                "image anchor (MobileNetV2 + text projection), tract, {threads} thread(s), batch {batch}: {:.1} ms per image",
-                ms / batch as f64
-            );
-            figures.push(("image_anchor", threads, batch, ms));
+            };
+            let enc = if stock {
+                TractEncoder::load_stock(&zoo, &opts)
+            } else {
+                TractEncoder::load(&zoo, &opts)
+            }
+            .unwrap();
+            for batch in [1, 8] {
+                let items = vec![img.clone(); batch];
+                let ms = median_ms(runs, || {
+                    black_box(enc.encode(&items).unwrap());
+                });
+                println!(
+                    "image anchor (MobileNetV2 + text projection), tract{}, {threads} thread(s), batch {batch}: {:.1} ms per image",
+                    if stock { " stock kernels" } else { "" },
+                    ms / batch as f64
+                );
+                figures.push((case, threads, batch, ms));
+            }
         }
     }
     match TextTower::load(&default_dir()) {

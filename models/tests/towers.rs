@@ -168,6 +168,21 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         &BackendOptions::default(),
     )
     .unwrap();
+    // edgebind's depthwise kernel runs all 17 depthwise convs; tract's own
+    // kernels (the stock plan) and a 2-thread batch-2 plan must agree with it.
+    assert_eq!(enc.native_nodes(), 17);
+    let path = root().join("zoo/image_anchor_mobilenetv2.onnx");
+    let stock = TractEncoder::load_stock(&path, &BackendOptions::default()).unwrap();
+    assert_eq!(stock.native_nodes(), 0);
+    let batched = TractEncoder::load(
+        &path,
+        &BackendOptions {
+            threads: 2,
+            max_batch: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(batched.native_nodes(), 17);
     assert_eq!(enc.contract().space, TEXT_SPACE);
     let Preprocess::Vision(vp) = &enc.contract().preprocess else {
         panic!("vision contract expected")
@@ -199,7 +214,20 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
             img["height"].as_u64().unwrap() as usize,
         );
         let x = preprocess_rgb8(&rgb, w, h, vp).unwrap();
-        let emb = &enc.encode(&[x]).unwrap()[0];
+        let emb = &enc.encode(std::slice::from_ref(&x)).unwrap()[0];
+        let diff = |a: &Embedding, b: &Embedding| {
+            a.vector
+                .iter()
+                .zip(&b.vector)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max)
+        };
+        let d = diff(emb, &stock.encode(std::slice::from_ref(&x)).unwrap()[0]);
+        assert!(d <= 1e-5, "{name}: edgebind kernels vs tract's own: {d}");
+        for b in batched.encode(&[x.clone(), x]).unwrap() {
+            let d = diff(emb, &b);
+            assert!(d <= 1e-5, "{name}: 2 threads, batch 2 vs 1 thread: {d}");
+        }
         let want = floats(&img["embedding"]);
         let max = emb
             .vector

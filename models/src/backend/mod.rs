@@ -15,6 +15,7 @@ use crate::onnx::ModelError;
 use crate::preprocess::Tensor;
 use crate::space::Embedding;
 
+pub mod dwconv;
 #[cfg(feature = "tensorrt")]
 pub mod tensorrt;
 pub mod tract;
@@ -26,9 +27,11 @@ pub struct BackendOptions {
     /// Threads for matrix products (1 = the calling thread only).
     pub threads: usize,
     /// Largest batch run at once; bigger requests are split. Default 1: on
-    /// tract a batch-8 MobileNetV2 plan ran at 54 ms per image against 20 ms one
-    /// at a time (`cargo bench -p edgebind-models --bench encoders`), so batching
-    /// is opt-in per model.
+    /// tract a batch-8 MobileNetV2 plan ran at 54-59 ms per image against
+    /// 15-20 ms one at a time (`cargo bench -p edgebind-models --bench
+    /// encoders`), so batching is opt-in per model, and the tract backend
+    /// times the batch plan against single runs at load and keeps the faster
+    /// (`TractEncoder::batch_plan`).
     pub max_batch: usize,
 }
 

@@ -6,6 +6,12 @@
 //! (tract panics on some); any remaining panic inside tract is caught and
 //! reported as an error naming the file. The input gets a symbolic batch
 //! dimension, so one optimised plan serves every batch size.
+//!
+//! Before tract optimises the graph, edgebind puts its own kernel in place of
+//! tract's for the depthwise 3x3 convolutions and the ReLU6 after them
+//! ([`super::dwconv`]): on the bundled MobileNetV2 anchor that is where
+//! tract spent ~40% of its time. [`TractEncoder::load_stock`] keeps tract's
+//! own kernels, for comparison.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -28,14 +34,23 @@ type Plan = Arc<TypedRunnableModel>;
 /// operators at every run (a MobileNetV2 took 122 ms instead of ~20), so the
 /// encoder keeps two plans with concrete batch sizes: `max_batch` for full
 /// chunks and 1 for the rest (both built at load, so a bad model fails there).
+///
+/// A bigger batch is not always faster on tract: the MobileNetV2 anchor ran
+/// 3-4x slower per image as one batch of 8 than as 8 single runs (tract moves
+/// axes around every 1x1 convolution and loses its fused element-wise ops). So
+/// with `max_batch` > 1 the encoder times both on a zero input at load (one
+/// warm-up and two timed runs of each) and runs full chunks as single items
+/// when that was faster; [`TractEncoder::batch_plan`] says which it chose.
 pub struct TractEncoder {
     path: PathBuf,
     contract: Contract,
     space: Arc<str>,
     single: Plan,
-    full: Plan,
+    /// `None` when running full chunks item by item was faster.
+    full: Option<Plan>,
     opts: BackendOptions,
     executor: Option<Executor>,
+    native_nodes: usize,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -48,6 +63,16 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 impl TractEncoder {
     /// Loads `path`, checks its contract and prepares an optimised plan.
     pub fn load(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
+        Self::load_with(path, opts, true)
+    }
+
+    /// Like [`TractEncoder::load`], with tract's own kernels everywhere (no
+    /// edgebind rewrite): what the benchmark and the tests compare with.
+    pub fn load_stock(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
+        Self::load_with(path, opts, false)
+    }
+
+    fn load_with(path: &Path, opts: &BackendOptions, native: bool) -> Result<Self, ModelError> {
         let (proto, contract) = load_checked(path)?;
         let foreign = foreign_ops(&proto, &[]);
         if !foreign.is_empty() {
@@ -64,7 +89,7 @@ impl TractEncoder {
         };
         let max_batch = opts.max_batch.max(1);
         let plan_for = |batch: usize| {
-            catch_unwind(AssertUnwindSafe(|| build(&proto, &contract, batch)))
+            catch_unwind(AssertUnwindSafe(|| build(&proto, &contract, batch, native)))
                 .map_err(|p| {
                     backend_err(format!(
                         "tract panicked while preparing the model: {}",
@@ -73,22 +98,46 @@ impl TractEncoder {
                 })?
                 .map_err(|e| backend_err(format!("{e:#}")))
         };
-        let single = plan_for(1)?;
-        let full = if max_batch == 1 {
-            single.clone()
-        } else {
-            plan_for(max_batch)?
-        };
+        let (single, native_nodes) = plan_for(1)?;
         let threads = opts.threads.max(1);
+        let executor = (threads > 1).then(|| Executor::multithread(threads));
+        let full = if max_batch == 1 {
+            None
+        } else {
+            let full = plan_for(max_batch)?.0;
+            let pays = catch_unwind(AssertUnwindSafe(|| {
+                batch_pays(&single, &full, &contract, max_batch, executor.as_ref())
+            }))
+            .map_err(|p| backend_err(format!("tract panicked while running: {}", panic_text(p))))?
+            .map_err(|e| backend_err(format!("{e:#}")))?;
+            pays.then_some(full)
+        };
         Ok(TractEncoder {
             path: path.to_path_buf(),
             space: contract.space.as_str().into(),
             contract,
             single,
             full,
-            executor: (threads > 1).then(|| Executor::multithread(threads)),
+            executor,
             opts: BackendOptions { threads, max_batch },
+            native_nodes,
         })
+    }
+
+    /// The batch size full chunks run at: `max_batch`, or 1 where the load
+    /// found item-by-item runs faster (see the type's doc).
+    pub fn batch_plan(&self) -> usize {
+        if self.full.is_some() {
+            self.opts.max_batch
+        } else {
+            1
+        }
+    }
+
+    /// How many nodes of the plan run edgebind's own kernels
+    /// ([`super::dwconv`]) instead of tract's; 0 for [`TractEncoder::load_stock`].
+    pub fn native_nodes(&self) -> usize {
+        self.native_nodes
     }
 
     fn run_batch(&self, item_shape: &[usize], items: &[Input]) -> TractResult<Vec<f32>> {
@@ -99,10 +148,9 @@ impl TractEncoder {
             data.extend_from_slice(&t.data);
         }
         let input = tract_ndarray::ArrayD::from_shape_vec(shape, data)?.into_tensor();
-        let plan = if items.len() == 1 {
-            &self.single
-        } else {
-            &self.full
+        let plan = match &self.full {
+            Some(full) if items.len() > 1 => full,
+            _ => &self.single,
         };
         let run = || plan.run(tvec!(input.into()));
         let out = match &self.executor {
@@ -114,11 +162,62 @@ impl TractEncoder {
     }
 }
 
+/// Whether one run of `full` (batch `n`) beat `n` runs of `single`, on zeros
+/// (best of two timed runs each, after a warm-up). Models with a symbolic
+/// item dimension keep the batch plan.
+fn batch_pays(
+    single: &Plan,
+    full: &Plan,
+    contract: &Contract,
+    n: usize,
+    executor: Option<&Executor>,
+) -> TractResult<bool> {
+    let mut item = Vec::new();
+    for d in &contract.input.shape[1..] {
+        match d {
+            Dim::Fixed(k) => item.push(*k),
+            _ => return Ok(true),
+        }
+    }
+    let input = |b: usize| {
+        let mut shape = vec![b];
+        shape.extend_from_slice(&item);
+        Tensor::zero::<f32>(&shape)
+    };
+    let (one, many) = (input(1)?, input(n)?);
+    let time = |f: &dyn Fn() -> TractResult<()>| -> TractResult<f64> {
+        f()?;
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            f()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let measure = || -> TractResult<(f64, f64)> {
+        let batched = time(&|| full.run(tvec!(many.clone().into())).map(drop))?;
+        let singles = time(&|| {
+            for _ in 0..n {
+                single.run(tvec!(one.clone().into()))?;
+            }
+            Ok(())
+        })?;
+        Ok((batched, singles))
+    };
+    let (batched, singles) = match executor {
+        Some(ex) => multithread_tract_scope(ex.clone(), measure)?,
+        None => measure()?,
+    };
+    Ok(batched < singles)
+}
+
 fn build(
     proto: &tract_onnx::pb::ModelProto,
     contract: &Contract,
     batch: usize,
-) -> TractResult<Plan> {
+    native: bool,
+) -> TractResult<(Plan, usize)> {
     let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
     let idx = model
         .input_outlets()?
@@ -145,7 +244,13 @@ fn build(
                 || model.outlet_label(*o) == Some(contract.output.name.as_str())
         })
         .unwrap_or(model.output_outlets()?[0])])?;
-    model.into_optimized()?.into_runnable()
+    let mut typed = model.into_typed()?;
+    let mut native_nodes = 0;
+    if native {
+        typed.declutter()?;
+        native_nodes = super::dwconv::fuse(&mut typed)?;
+    }
+    Ok((typed.into_optimized()?.into_runnable()?, native_nodes))
 }
 
 impl Encoder for TractEncoder {
@@ -161,10 +266,9 @@ impl Encoder for TractEncoder {
         let item_shape = check_items(&self.path, &self.contract, items)?;
         let dim = self.contract.output.dim;
         let mut out = Vec::with_capacity(items.len());
-        let full = items.len() / self.opts.max_batch * self.opts.max_batch;
-        let chunks = items[..full]
-            .chunks(self.opts.max_batch)
-            .chain(items[full..].chunks(1));
+        let step = self.batch_plan();
+        let full = items.len() / step * step;
+        let chunks = items[..full].chunks(step).chain(items[full..].chunks(1));
         for chunk in chunks {
             let rows = catch_unwind(AssertUnwindSafe(|| self.run_batch(&item_shape, chunk)))
                 .map_err(|p| ModelError::Backend {
