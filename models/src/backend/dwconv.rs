@@ -71,6 +71,7 @@ impl DwConv3x3 {
         clamp: Option<(f32, f32)>,
     ) -> TractResult<Self> {
         ensure!(stride == 1 || stride == 2, "stride {stride}: only 1 and 2");
+        ensure!(channels > 0, "no channels");
         ensure!(
             weights.len() == channels * 9 && bias.len() == channels,
             "{channels} channels need 9 weights and 1 bias each, got {} and {}",
@@ -564,6 +565,7 @@ mod tests {
     fn refuses_what_it_cannot_run() {
         assert!(DwConv3x3::new(2, 3, vec![0.0; 18], vec![0.0; 2], None).is_err());
         assert!(DwConv3x3::new(2, 1, vec![0.0; 17], vec![0.0; 2], None).is_err());
+        assert!(DwConv3x3::new(0, 1, vec![], vec![], None).is_err());
         let op = DwConv3x3::new(1, 1, vec![0.0; 9], vec![0.0], None).unwrap();
         let err = op.run(&[0.0; 10], 3, 3, &mut [0.0; 9]).unwrap_err();
         assert!(format!("{err}").contains("10 input values"), "{err}");
