@@ -168,9 +168,10 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         &BackendOptions::default(),
     )
     .unwrap();
-    // edgebind's depthwise kernel runs all 17 depthwise convs; tract's own
-    // kernels (the stock plan) and a 2-thread batch-2 plan must agree with it.
-    assert_eq!(enc.native_nodes(), 17);
+    // edgebind's kernels run all 17 depthwise and 34 pointwise convolutions;
+    // tract's own kernels (the stock plan) and a 2-thread batch-2 plan must
+    // agree with them.
+    assert_eq!(enc.native_nodes(), 17 + 34);
     let path = root().join("zoo/image_anchor_mobilenetv2.onnx");
     let stock = TractEncoder::load_stock(&path, &BackendOptions::default()).unwrap();
     assert_eq!(stock.native_nodes(), 0);
@@ -182,7 +183,7 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         },
     )
     .unwrap();
-    assert_eq!(batched.native_nodes(), 17);
+    assert_eq!(batched.native_nodes(), 17 + 34);
     assert_eq!(enc.contract().space, TEXT_SPACE);
     let Preprocess::Vision(vp) = &enc.contract().preprocess else {
         panic!("vision contract expected")
@@ -222,8 +223,11 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
                 .map(|(p, q)| (p - q).abs())
                 .fold(0f32, f32::max)
         };
-        let d = diff(emb, &stock.encode(std::slice::from_ref(&x)).unwrap()[0]);
-        assert!(d <= 1e-5, "{name}: edgebind kernels vs tract's own: {d}");
+        let stock_diff = diff(emb, &stock.encode(std::slice::from_ref(&x)).unwrap()[0]);
+        assert!(
+            stock_diff <= 1e-5,
+            "{name}: edgebind kernels vs tract's own: {stock_diff}"
+        );
         for b in batched.encode(&[x.clone(), x]).unwrap() {
             let d = diff(emb, &b);
             assert!(d <= 1e-5, "{name}: 2 threads, batch 2 vs 1 thread: {d}");
@@ -244,7 +248,7 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         let expected_top = img["prompt_ranking"][0]["prompt"].as_str().unwrap();
         println!(
-            "image {name:<16} max diff vs PyTorch {max:.1e}; top prompts: {}",
+            "image {name:<16} max diff vs PyTorch {max:.1e}, vs tract's own kernels {stock_diff:.1e}; top prompts: {}",
             ranked
                 .iter()
                 .take(3)

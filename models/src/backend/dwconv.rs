@@ -14,7 +14,7 @@
 //! CPU has them, chosen at run time; NEON on aarch64), with the bias and the
 //! clamp applied in the same pass.
 //!
-//! [`fuse`] rewrites a decluttered tract model: every f32 `Conv` with
+//! [`fuse`] rewrites a tract model (before or after declutter): every f32 `Conv` with
 //! `group == input channels == output channels`, a constant 3x3 kernel and
 //! bias, padding 1 on every side, stride 1 or 2 and no dilation, on channel-first
 //! data, becomes a [`DwConv3x3`] node; a `Max(x, lo)` then `Min(., hi)` with
@@ -25,9 +25,9 @@
 
 use std::sync::Arc;
 
+use super::conv1x1::{clamp_step, const_f32};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
@@ -354,39 +354,6 @@ impl TypedOp for DwConv3x3 {
     as_op!();
 }
 
-/// The scalar value of a constant outlet holding exactly one f32.
-fn scalar_const(model: &TypedModel, outlet: OutletId) -> Option<f32> {
-    let fact = model.outlet_fact(outlet).ok()?;
-    let k = fact.konst.as_ref()?;
-    if k.len() != 1 || k.datum_type() != f32::datum_type() {
-        return None;
-    }
-    k.try_as_plain_ram()
-        .ok()?
-        .as_slice::<f32>()
-        .ok()
-        .map(|s| s[0])
-}
-
-/// `Some((node, bound))` when `id`'s only consumer is a binary `name` op
-/// (`"Max"` / `"Min"`) with a scalar constant as its other operand.
-fn clamp_step<'m>(model: &'m TypedModel, id: usize, name: &str) -> Option<(&'m TypedNode, f32)> {
-    if model.outputs.contains(&OutletId::new(id, 0)) {
-        return None;
-    }
-    let succ = model.single_succ(id).ok()??;
-    let op = succ.op_as::<TypedBinOp>()?;
-    if op.0.name() != name || succ.inputs.len() != 2 {
-        return None;
-    }
-    let other = succ.inputs.iter().find(|o| o.node != id)?;
-    // The activation must keep the convolution's shape (no broadcast growth).
-    if model.outlet_fact(succ.id.into()).ok()?.shape != model.outlet_fact(id.into()).ok()?.shape {
-        return None;
-    }
-    scalar_const(model, *other).map(|v| (succ, v))
-}
-
 /// A depthwise convolution this module handles, as `(channels, stride,
 /// weights, bias)`, or `None`.
 fn as_depthwise(
@@ -423,10 +390,7 @@ fn as_depthwise(
         _ => return None,
     }
     let konst = |o: OutletId| -> Option<Vec<f32>> {
-        let k = model.outlet_fact(o).ok()?.konst.clone()?;
-        if k.datum_type() != f32::datum_type() {
-            return None;
-        }
+        let k = const_f32(model, o)?;
         Some(k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
     };
     let weights = konst(node.inputs[1])?;
@@ -434,7 +398,7 @@ fn as_depthwise(
     (weights.len() == c * 9 && (bias.len() == c)).then_some((c, stride, weights, bias))
 }
 
-/// Replaces every depthwise 3x3 convolution of a decluttered `model` that
+/// Replaces every depthwise 3x3 convolution of `model` (decluttered or not) that
 /// [`DwConv3x3`] handles (and the ReLU6 after it); returns how many it
 /// replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {

@@ -15,6 +15,7 @@ use crate::onnx::ModelError;
 use crate::preprocess::Tensor;
 use crate::space::Embedding;
 
+pub mod conv1x1;
 pub mod dwconv;
 #[cfg(feature = "tensorrt")]
 pub mod tensorrt;
