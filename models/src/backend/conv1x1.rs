@@ -294,7 +294,8 @@ impl Tile<'_> {
             let bias = _mm512_set1_ps(self.bias[b * MR + r]);
             for (v, s) in a.iter().enumerate() {
                 let m = if v + 1 == NV { mask } else { 0xFFFF };
-                let y = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(*s, bias), lo), hi);
+                // Operand order keeps a NaN a NaN, as the portable path does.
+                let y = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_add_ps(*s, bias)));
                 // SAFETY: row `row` of out (and res) has columns up to j0 + cols.
                 unsafe {
                     let y = match res {
