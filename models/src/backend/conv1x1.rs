@@ -28,9 +28,12 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+
+use super::native::{
+    channel_first_input, clamp_after, const_values, f32_output, replace, same_clamp, same_f32s,
+    single_bin,
+};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Output rows per register tile.
@@ -53,14 +56,10 @@ pub struct Conv1x1 {
 
 impl PartialEq for Conv1x1 {
     fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        self.ci == other.ci
-            && self.co == other.co
-            && self.residual == other.residual
-            && bits(&self.packed) == bits(&other.packed)
-            && bits(&self.bias) == bits(&other.bias)
-            && self.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
-                == other.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
+        (self.ci, self.co, self.residual) == (other.ci, other.co, other.residual)
+            && same_f32s(&self.packed, &other.packed)
+            && same_f32s(&self.bias, &other.bias)
+            && same_clamp(self.clamp, other.clamp)
     }
 }
 impl Eq for Conv1x1 {}
@@ -373,32 +372,14 @@ impl EvalOp for Conv1x1 {
             Some(v) => Some(v.as_slice::<f32>()?),
             None => None,
         };
-        // SAFETY: `run` writes every element of the output.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&oshape)? };
-        {
-            let mut view = out.try_as_plain_ram_mut()?;
-            self.run(x.as_slice::<f32>()?, res, hw, view.as_slice_mut::<f32>()?)?;
-        }
-        Ok(tvec!(out.into_tvalue()))
+        f32_output(&oshape, |out| self.run(x.as_slice::<f32>()?, res, hw, out))
     }
 }
 
 impl TypedOp for Conv1x1 {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let fact = inputs[0];
-        ensure!(
-            fact.datum_type == f32::datum_type(),
-            "{}: f32 only",
-            self.name()
-        );
-        let r = fact.rank();
-        ensure!(r == 3 || r == 4, "{}: input of rank {r}", self.name());
-        ensure!(
-            fact.shape[r - 3] == self.ci.to_dim(),
-            "{}: channels",
-            self.name()
-        );
-        let mut shape: TVec<TDim> = fact.shape.iter().cloned().collect();
+        let mut shape = channel_first_input(&self.name(), inputs[0], self.ci)?;
+        let r = shape.len();
         shape[r - 3] = self.co.to_dim();
         if self.residual {
             ensure!(
@@ -419,26 +400,6 @@ impl TypedOp for Conv1x1 {
     }
 
     as_op!();
-}
-
-/// The f32 value of a constant outlet, looking through `Cast` nodes (before
-/// declutter, ONNX initializers reach a `Conv` through a `Cast`).
-pub(crate) fn const_f32(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
-    let fact = model.outlet_fact(outlet).ok()?;
-    if let Some(k) = &fact.konst {
-        return if k.datum_type() == f32::datum_type() {
-            Some(k.clone())
-        } else {
-            k.cast_to::<f32>()
-                .ok()
-                .map(|t| t.into_owned().into_arc_tensor())
-        };
-    }
-    let node = model.node(outlet.node);
-    if node.op_as::<Cast>().is_some() && node.inputs.len() == 1 {
-        return const_f32(model, node.inputs[0]).filter(|_| fact.datum_type == f32::datum_type());
-    }
-    None
 }
 
 fn as_conv1x1(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize, Vec<f32>, Vec<f32>)> {
@@ -471,45 +432,9 @@ fn as_conv1x1(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize, Vec
     if !ok {
         return None;
     }
-    let w = const_f32(model, node.inputs[1])?;
-    let b = const_f32(model, node.inputs[2])?;
-    let w = w.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
-    let b = b.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+    let w = const_values(model, node.inputs[1])?;
+    let b = const_values(model, node.inputs[2])?;
     (w.len() == co * ci && b.len() == co).then_some((ci, co, w, b))
-}
-
-/// `id`'s only consumer, when it is a binary op named `name` and `id`'s
-/// output is not a model output.
-fn single_bin<'m>(model: &'m TypedModel, id: usize, name: &str) -> Option<&'m TypedNode> {
-    if model.outputs.contains(&OutletId::new(id, 0)) {
-        return None;
-    }
-    let succ = model.single_succ(id).ok()??;
-    let op = succ.op_as::<TypedBinOp>()?;
-    (op.0.name() == name && succ.inputs.len() == 2).then_some(succ)
-}
-
-/// `Some((node, bound))` when `id`'s only consumer is `Max` / `Min` with a
-/// scalar constant as its other operand and `id`'s shape as its own.
-pub(crate) fn clamp_step<'m>(
-    model: &'m TypedModel,
-    id: usize,
-    name: &str,
-) -> Option<(&'m TypedNode, f32)> {
-    let succ = single_bin(model, id, name)?;
-    let other = succ.inputs.iter().find(|o| o.node != id)?;
-    if model.outlet_fact(succ.id.into()).ok()?.shape != model.outlet_fact(id.into()).ok()?.shape {
-        return None;
-    }
-    let k = const_f32(model, *other)?;
-    if k.len() != 1 {
-        return None;
-    }
-    k.try_as_plain_ram()
-        .ok()?
-        .as_slice::<f32>()
-        .ok()
-        .map(|s| (succ, s[0]))
 }
 
 /// Replaces every 1x1 convolution of a not-yet-decluttered `model` that
@@ -519,18 +444,9 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let found = model.eval_order()?.into_iter().find_map(|id| {
-            let node = model.node(id);
-            let (ci, co, w, b) = as_conv1x1(model, node)?;
-            let mut last = id;
-            let clamp = clamp_step(model, id, "Max")
-                .and_then(|(max, lo)| {
-                    clamp_step(model, max.id, "Min").map(|(min, hi)| (min.id, lo, hi))
-                })
-                .filter(|&(_, lo, hi)| lo <= hi)
-                .map(|(min, lo, hi)| {
-                    last = min;
-                    (lo, hi)
-                });
+            let (ci, co, w, b) = as_conv1x1(model, model.node(id))?;
+            let clamp = clamp_after(model, id);
+            let mut last = clamp.map_or(id, |(min, ..)| min);
             let shape = model
                 .outlet_fact(OutletId::new(last, 0))
                 .ok()?
@@ -542,46 +458,34 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
                     && model.outlet_fact(add.id.into()).ok()?.shape == shape;
                 same.then_some((add.id, other))
             });
-            if let Some((add, _)) = residual {
+            let mut inputs = vec![model.node(id).inputs[0]];
+            if let Some((add, other)) = residual {
                 last = add;
+                inputs.push(other);
             }
-            Some((id, ci, co, w, b, clamp, residual.map(|r| r.1), last))
+            let op = Conv1x1::new(
+                ci,
+                co,
+                &w,
+                b,
+                clamp.map(|(_, lo, hi)| (lo, hi)),
+                residual.is_some(),
+            );
+            Some((id, last, inputs, op))
         });
-        let Some((id, ci, co, w, b, clamp, residual, last)) = found else {
+        let Some((id, last, inputs, op)) = found else {
             return Ok(done);
         };
-        let op = Conv1x1::new(ci, co, &w, b, clamp, residual.is_some())?;
-        let node = model.node(id);
-        let mut patch = TypedModelPatch::default();
-        let mut inputs = tvec![patch.tap_model(model, node.inputs[0])?];
-        if let Some(r) = residual {
-            inputs.push(patch.tap_model(model, r)?);
-        }
-        let y = patch.wire_node(&node.name, op, &inputs)?[0];
-        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
-        patch.apply(model)?;
-        model.compact()?;
+        replace(model, id, last, &inputs, op?)?;
         done += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::native::test_util::{max_diff, noise, run, wire_conv};
     use super::*;
-    use tract_onnx::tract_core::ops::cnn::PoolSpec;
     use tract_onnx::tract_core::ops::math;
-
-    fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     /// The definition in f64.
     #[allow(clippy::too_many_arguments)]
@@ -648,15 +552,11 @@ mod tests {
                     tile.run_portable(res.as_deref().map(|r| &r[..co * hw]), &mut portable);
                     let case =
                         format!("ci {ci} co {co} hw {hw} clamp {clamp:?} residual {residual}");
-                    for (name, got) in [("dispatched", &got[..]), ("portable", &portable[..])] {
-                        let max =
-                            got.iter()
-                                .zip(&want)
-                                .map(|(a, b)| (a - b).abs())
-                                .fold(
-                                    0f32,
-                                    |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-                                );
+                    for (name, got, want) in [
+                        ("dispatched", &got[..], &want[..]),
+                        ("portable", &portable[..], &want[..co * hw]),
+                    ] {
+                        let max = max_diff(got, want);
                         assert!(max <= 2e-5, "{case} {name}: max diff {max:e}");
                     }
                 }
@@ -692,30 +592,7 @@ mod tests {
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact([1, ci, hw.0, hw.1])).unwrap();
         let r = m.add_source("r", f32::fact([1, co, hw.0, hw.1])).unwrap();
-        let k = m
-            .add_const(
-                "k",
-                Tensor::from_shape(&[co, ci, 1, 1], &noise(co * ci, 3)).unwrap(),
-            )
-            .unwrap();
-        let b = m
-            .add_const("b", Tensor::from_shape(&[co], &noise(co, 4)).unwrap())
-            .unwrap();
-        let conv = Conv::new(
-            PoolSpec::new(
-                DataFormat::NCHW,
-                tvec!(1, 1),
-                PaddingSpec::Explicit(tvec!(0, 0), tvec!(0, 0)),
-                Some(tvec!(1, 1)),
-                Some(tvec!(1, 1)),
-                ci,
-                co,
-            ),
-            KernelFormat::OIHW,
-            1,
-            None,
-        );
-        let mut y = m.wire_node("conv", conv, &[x, k, b]).unwrap()[0];
+        let mut y = wire_conv(&mut m, x, (ci, co, 1), 1, 1, 0);
         let mut outputs = vec![];
         if tap {
             let one = m.add_const("one", tensor4(&[[[[1f32]]]])).unwrap();
@@ -763,59 +640,18 @@ mod tests {
                 "{case}"
             );
             assert_eq!(ops[0].residual, residual && !tap, "{case}");
-            let run = |m: TypedModel| -> Vec<Vec<f32>> {
-                let plan = m.into_optimized().unwrap().into_runnable().unwrap();
-                plan.run(tvec!(x.clone().into(), r.clone().into()))
-                    .unwrap()
-                    .iter()
-                    .map(|t| {
-                        t.to_plain_array_view::<f32>()
-                            .unwrap()
-                            .iter()
-                            .copied()
-                            .collect()
-                    })
-                    .collect()
-            };
-            let (a, b) = (run(stock), run(fused));
+            let (a, b) = (run(stock, &[&x, &r]), run(fused, &[&x, &r]));
             assert_eq!(a.len(), b.len(), "{case}");
             for (a, b) in a.iter().zip(&b) {
-                let max = a
-                    .iter()
-                    .zip(b)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0.0, f32::max);
+                let max = max_diff(a, b);
                 assert!(max <= 1e-5, "{case}: max diff {max:e}");
             }
         }
         // Strided 1x1 convolutions are left to tract.
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact([1, 4, 6, 6])).unwrap();
-        let k = m
-            .add_const(
-                "k",
-                Tensor::from_shape(&[8, 4, 1, 1], &noise(32, 3)).unwrap(),
-            )
-            .unwrap();
-        let b = m
-            .add_const("b", Tensor::from_shape(&[8], &noise(8, 4)).unwrap())
-            .unwrap();
-        let conv = Conv::new(
-            PoolSpec::new(
-                DataFormat::NCHW,
-                tvec!(1, 1),
-                PaddingSpec::Valid,
-                None,
-                Some(tvec!(2, 2)),
-                4,
-                8,
-            ),
-            KernelFormat::OIHW,
-            1,
-            None,
-        );
-        let y = m.wire_node("conv", conv, &[x, k, b]).unwrap();
-        m.select_output_outlets(&y).unwrap();
+        let y = wire_conv(&mut m, x, (4, 8, 1), 1, 2, 0);
+        m.select_output_outlets(&[y]).unwrap();
         assert_eq!(fuse(&mut m).unwrap(), 0);
     }
 }

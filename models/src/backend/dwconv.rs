@@ -25,7 +25,9 @@
 
 use std::sync::Arc;
 
-use super::conv1x1::{clamp_step, const_f32};
+use super::native::{
+    channel_first_input, clamp_after, const_values, f32_output, replace, same_clamp, same_f32s,
+};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
@@ -45,13 +47,10 @@ pub struct DwConv3x3 {
 
 impl PartialEq for DwConv3x3 {
     fn eq(&self, other: &Self) -> bool {
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        self.channels == other.channels
-            && self.stride == other.stride
-            && bits(&self.weights) == bits(&other.weights)
-            && bits(&self.bias) == bits(&other.bias)
-            && self.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
-                == other.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
+        (self.channels, self.stride) == (other.channels, other.stride)
+            && same_f32s(&self.weights, &other.weights)
+            && same_f32s(&self.bias, &other.bias)
+            && same_clamp(self.clamp, other.clamp)
     }
 }
 impl Eq for DwConv3x3 {}
@@ -419,33 +418,15 @@ impl EvalOp for DwConv3x3 {
         oshape[r - 2] = out_len(h, self.stride);
         oshape[r - 1] = out_len(w, self.stride);
         let input = x.try_as_plain_ram()?;
-        let input = input.as_slice::<f32>()?;
-        // SAFETY: `run` writes every element of the output.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&oshape)? };
-        {
-            let mut view = out.try_as_plain_ram_mut()?;
-            self.run(input, h, w, view.as_slice_mut::<f32>()?)?;
-        }
-        Ok(tvec!(out.into_tvalue()))
+        f32_output(&oshape, |out| self.run(input.as_slice::<f32>()?, h, w, out))
     }
 }
 
 impl TypedOp for DwConv3x3 {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let fact = inputs[0];
-        ensure!(
-            fact.datum_type == f32::datum_type(),
-            "{}: f32 only",
-            self.name()
-        );
-        let r = fact.rank();
-        ensure!(r == 3 || r == 4, "{}: input of rank {r}", self.name());
-        let mut shape: TVec<TDim> = fact.shape.iter().cloned().collect();
-        ensure!(
-            shape[r - 3] == self.channels.to_dim(),
-            "{}: channels",
-            self.name()
-        );
+        let mut shape = channel_first_input(&self.name(), fact, self.channels)?;
+        let r = shape.len();
         for d in &mut shape[r - 2..] {
             let n = d.to_usize()?;
             ensure!(
@@ -505,12 +486,8 @@ fn as_depthwise(
         PaddingSpec::Explicit(b, a) if b.as_slice() == [1, 1] && a.as_slice() == [1, 1] => {}
         _ => return None,
     }
-    let konst = |o: OutletId| -> Option<Vec<f32>> {
-        let k = const_f32(model, o)?;
-        Some(k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
-    };
-    let weights = konst(node.inputs[1])?;
-    let bias = konst(node.inputs[2])?;
+    let weights = const_values(model, node.inputs[1])?;
+    let bias = const_values(model, node.inputs[2])?;
     (weights.len() == c * 9 && (bias.len() == c)).then_some((c, stride, weights, bias))
 }
 
@@ -521,50 +498,25 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let found = model.eval_order()?.into_iter().find_map(|id| {
-            let node = model.node(id);
-            let (c, stride, weights, bias) = as_depthwise(model, node)?;
-            let relu = clamp_step(model, id, "Max")
-                .and_then(|(max, lo)| {
-                    clamp_step(model, max.id, "Min").map(|(min, hi)| (min.id, lo, hi))
-                })
-                .filter(|&(_, lo, hi)| lo <= hi);
-            Some((id, c, stride, weights, bias, relu))
+            let (c, stride, weights, bias) = as_depthwise(model, model.node(id))?;
+            let clamp = clamp_after(model, id);
+            let op = DwConv3x3::new(c, stride, weights, bias, clamp.map(|(_, lo, hi)| (lo, hi)));
+            Some((id, clamp.map_or(id, |(min, ..)| min), op))
         });
-        let Some((id, c, stride, weights, bias, relu)) = found else {
+        let Some((id, last, op)) = found else {
             return Ok(done);
         };
-        let op = DwConv3x3::new(c, stride, weights, bias, relu.map(|(_, lo, hi)| (lo, hi)))?;
-        let node = model.node(id);
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, node.inputs[0])?;
-        let y = patch.wire_node(&node.name, op, &[x])?[0];
-        let last = relu.map(|(min, ..)| min).unwrap_or(id);
-        patch.shunt_outside(model, OutletId::new(last, 0), y)?;
-        patch.apply(model)?;
-        // Drop the replaced nodes now so the next scan does not see them.
-        model.compact()?;
+        let x = model.node(id).inputs[0];
+        replace(model, id, last, &[x], op?)?;
         done += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::native::test_util::{max_diff, noise, run, wire_conv};
     use super::*;
-    use tract_onnx::tract_core::ops::cnn::PoolSpec;
     use tract_onnx::tract_core::ops::math;
-
-    /// Deterministic values in [-1, 1).
-    fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     /// The definition, one output at a time, in f64.
     fn reference(op: &DwConv3x3, x: &[f32], h: usize, w: usize) -> Vec<f32> {
@@ -625,14 +577,7 @@ mod tests {
                     for portable in [false, true] {
                         let mut got = vec![f32::NAN; 2 * channels * ho * wo];
                         op.run_with(&x, h, w, &mut got, portable).unwrap();
-                        let max =
-                            got.iter()
-                                .zip(&want)
-                                .map(|(a, b)| (a - b).abs())
-                                .fold(
-                                    0.0,
-                                    |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-                                );
+                        let max = max_diff(&got, &want);
                         assert!(
                             max <= 2e-6,
                             "{h}x{w} stride {stride} clamp {clamp:?} portable {portable}: max diff {max:e}"
@@ -663,30 +608,7 @@ mod tests {
     fn model(c: usize, h: usize, w: usize, stride: usize, pad: usize, tap_max: bool) -> TypedModel {
         let mut m = TypedModel::default();
         let x = m.add_source("x", f32::fact([1, c, h, w])).unwrap();
-        let k = m
-            .add_const(
-                "k",
-                Tensor::from_shape(&[c, 1, 3, 3], &noise(c * 9, 3)).unwrap(),
-            )
-            .unwrap();
-        let b = m
-            .add_const("b", Tensor::from_shape(&[c], &noise(c, 4)).unwrap())
-            .unwrap();
-        let conv = Conv::new(
-            PoolSpec::new(
-                DataFormat::NCHW,
-                tvec!(3, 3),
-                PaddingSpec::Explicit(tvec!(pad, pad), tvec!(pad, pad)),
-                Some(tvec!(1, 1)),
-                Some(tvec!(stride, stride)),
-                c,
-                c,
-            ),
-            KernelFormat::OIHW,
-            c,
-            None,
-        );
-        let y = m.wire_node("conv", conv, &[x, k, b]).unwrap()[0];
+        let y = wire_conv(&mut m, x, (c, c, c), 3, stride, pad);
         let zero = m.add_const("zero", tensor4(&[[[[0f32]]]])).unwrap();
         let six = m.add_const("six", tensor4(&[[[[0.75f32]]]])).unwrap();
         let y = m.wire_node("max", math::max(), &[y, zero]).unwrap()[0];
@@ -697,25 +619,6 @@ mod tests {
         }
         m.select_output_outlets(&outputs).unwrap();
         m
-    }
-
-    fn run(m: TypedModel, x: &Tensor) -> Vec<Vec<f32>> {
-        let out = m
-            .into_optimized()
-            .unwrap()
-            .into_runnable()
-            .unwrap()
-            .run(tvec!(x.clone().into()))
-            .unwrap();
-        out.iter()
-            .map(|t| {
-                t.to_plain_array_view::<f32>()
-                    .unwrap()
-                    .iter()
-                    .copied()
-                    .collect()
-            })
-            .collect()
     }
 
     #[test]
@@ -730,8 +633,11 @@ mod tests {
             (1, 0, false, 0),
         ] {
             let stock = model(c, h, w, stride, pad, tap_max);
+            // The backend fuses before declutter; after works as well.
+            let mut decluttered = stock.clone();
+            decluttered.declutter().unwrap();
+            assert_eq!(fuse(&mut decluttered).unwrap(), replaced);
             let mut fused = stock.clone();
-            fused.declutter().unwrap();
             let n = fuse(&mut fused).unwrap();
             let case = format!("stride {stride} pad {pad} tap_max {tap_max}");
             assert_eq!(n, replaced, "{case}");
@@ -745,14 +651,10 @@ mod tests {
             if let Some(op) = ours.first() {
                 assert_eq!(op.clamp, (!tap_max).then_some((0.0, 0.75)), "{case}");
             }
-            let (a, b) = (run(stock, &x), run(fused, &x));
+            let (a, b) = (run(stock, &[&x]), run(fused, &[&x]));
             assert_eq!(a.len(), b.len());
             for (a, b) in a.iter().zip(&b) {
-                let max = a
-                    .iter()
-                    .zip(b)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0.0, f32::max);
+                let max = max_diff(a, b);
                 assert!(max <= 1e-6, "{case}: max diff {max:e}");
                 assert!(a.iter().any(|v| *v != 0.0), "{case}: degenerate output");
             }

@@ -17,6 +17,7 @@ use crate::space::Embedding;
 
 pub mod conv1x1;
 pub mod dwconv;
+pub(crate) mod native;
 #[cfg(feature = "tensorrt")]
 pub mod tensorrt;
 pub mod tract;
