@@ -10,9 +10,10 @@
 //! plane-at-a-time kernel is simple and fast: the plane is copied once into a
 //! zero-bordered scratch (for stride 2 split into even and odd columns, so
 //! every tap reads consecutive floats), then each output row is 9 multiply-adds
-//! over three scratch rows, a loop the compiler vectorises (AVX2 + FMA when the
-//! CPU has them, chosen at run time; NEON on aarch64), with the bias and the
-//! clamp applied in the same pass.
+//! over three scratch rows, with the bias and the clamp applied in the same
+//! pass. Chosen at run time: AVX-512 (masked loads, permutes and stores, 16
+//! lanes, FMA), else AVX2 + FMA, else a portable loop the compiler vectorises
+//! (NEON on aarch64).
 //!
 //! [`fuse`] rewrites a tract model (before or after declutter): every f32 `Conv` with
 //! `group == input channels == output channels`, a constant 3x3 kernel and

@@ -62,6 +62,26 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// Runs `f` (tract work on the model at `path`), turning its error or panic
+/// into a backend error naming the file; `doing` completes "tract panicked
+/// while ...".
+fn guarded<T>(
+    path: &Path,
+    doing: &str,
+    f: impl FnOnce() -> TractResult<T>,
+) -> Result<T, ModelError> {
+    let detail = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(p) => format!("tract panicked while {doing}: {}", panic_text(p)),
+    };
+    Err(ModelError::Backend {
+        path: path.to_path_buf(),
+        backend: "tract",
+        detail,
+    })
+}
+
 impl TractEncoder {
     /// Loads `path`, checks its contract and prepares an optimised plan.
     pub fn load(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
@@ -84,21 +104,11 @@ impl TractEncoder {
                 ops: foreign.join(", "),
             });
         }
-        let backend_err = |detail: String| ModelError::Backend {
-            path: path.to_path_buf(),
-            backend: "tract",
-            detail,
-        };
         let max_batch = opts.max_batch.max(1);
         let plan_for = |batch: usize| {
-            catch_unwind(AssertUnwindSafe(|| build(&proto, &contract, batch, native)))
-                .map_err(|p| {
-                    backend_err(format!(
-                        "tract panicked while preparing the model: {}",
-                        panic_text(p)
-                    ))
-                })?
-                .map_err(|e| backend_err(format!("{e:#}")))
+            guarded(path, "preparing the model", || {
+                build(&proto, &contract, batch, native)
+            })
         };
         let (single, native_nodes) = plan_for(1)?;
         let threads = opts.threads.max(1);
@@ -107,11 +117,9 @@ impl TractEncoder {
             None
         } else {
             let full = plan_for(max_batch)?.0;
-            let pays = catch_unwind(AssertUnwindSafe(|| {
+            let pays = guarded(path, "running", || {
                 batch_pays(&single, &full, &contract, max_batch, executor.as_ref())
-            }))
-            .map_err(|p| backend_err(format!("tract panicked while running: {}", panic_text(p))))?
-            .map_err(|e| backend_err(format!("{e:#}")))?;
+            })?;
             pays.then_some(full)
         };
         Ok(TractEncoder {
@@ -274,17 +282,7 @@ impl Encoder for TractEncoder {
         let full = items.len() / step * step;
         let chunks = items[..full].chunks(step).chain(items[full..].chunks(1));
         for chunk in chunks {
-            let rows = catch_unwind(AssertUnwindSafe(|| self.run_batch(&item_shape, chunk)))
-                .map_err(|p| ModelError::Backend {
-                    path: self.path.clone(),
-                    backend: "tract",
-                    detail: format!("tract panicked while running: {}", panic_text(p)),
-                })?
-                .map_err(|e| ModelError::Backend {
-                    path: self.path.clone(),
-                    backend: "tract",
-                    detail: format!("{e:#}"),
-                })?;
+            let rows = guarded(&self.path, "running", || self.run_batch(&item_shape, chunk))?;
             if rows.len() != chunk.len() * dim {
                 return Err(ModelError::Backend {
                     path: self.path.clone(),
