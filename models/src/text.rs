@@ -44,6 +44,7 @@ use tokenizers::{
 };
 use tract_onnx::prelude::*;
 
+use crate::backend::{attention, linear};
 use crate::onnx::ModelError;
 use crate::space::Embedding;
 
@@ -138,12 +139,31 @@ pub struct TextTower {
     cache: Mutex<PlanCache>,
     /// Graph input names in plan order.
     inputs: Vec<String>,
+    /// Nodes run by edgebind's own kernels (dense layers, attention cores).
+    native_nodes: usize,
     space: Arc<str>,
 }
 
 impl TextTower {
-    /// Loads the tower from `dir` (see [`default_dir`]).
+    /// Loads the tower from `dir` (see [`default_dir`]), its dense layers
+    /// and attention cores on edgebind's own kernels (module docs).
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        TextTower::load_with(dir, true)
+    }
+
+    /// Loads the tower with tract's own kernels only (for comparisons).
+    pub fn load_stock(dir: &Path) -> Result<Self, ModelError> {
+        TextTower::load_with(dir, false)
+    }
+
+    /// Nodes of the graph that edgebind's own kernels run (0 for
+    /// [`TextTower::load_stock`]; 36 dense layers + 6 attention cores for
+    /// all-MiniLM-L6-v2).
+    pub fn native_nodes(&self) -> usize {
+        self.native_nodes
+    }
+
+    fn load_with(dir: &Path, native: bool) -> Result<Self, ModelError> {
         let graph = dir.join(GRAPH_FILE);
         let tok_path = dir.join(TOKENIZER_FILE);
         for p in [&graph, &tok_path, &dir.join("model.safetensors")] {
@@ -186,13 +206,18 @@ impl TextTower {
             path: graph.clone(),
             source,
         })?;
-        let (typed, plan) = catch_unwind(AssertUnwindSafe(|| {
-            let typed = tract_onnx::onnx()
+        let (typed, plan, native_nodes) = catch_unwind(AssertUnwindSafe(|| {
+            let mut typed = tract_onnx::onnx()
                 .model_for_path(&absolute)?
                 .into_typed()?
                 .into_decluttered()?;
+            let native_nodes = if native {
+                linear::fuse(&mut typed)? + attention::fuse(&mut typed)?
+            } else {
+                0
+            };
             let plan = typed.clone().into_optimized()?.into_runnable()?;
-            TractResult::Ok((typed, plan))
+            TractResult::Ok((typed, plan, native_nodes))
         }))
         .map_err(|_| {
             err(
@@ -240,6 +265,7 @@ impl TextTower {
             graph: symbols.map(|(b, s)| (typed, b, s)),
             cache: Mutex::new(PlanCache::default()),
             inputs,
+            native_nodes,
             space: TEXT_SPACE.into(),
         })
     }

@@ -91,6 +91,25 @@ fn text_tower_matches_sentence_transformers() {
         "text tower: worst cosine vs sentence-transformers over {} sentences: {worst:.7}",
         texts.len()
     );
+    // edgebind's dense-layer and attention kernels (models/src/backend/
+    // linear.rs, attention.rs) against tract's own plan, on 1 and 2 threads
+    // (prompts of 7-40 tokens: ragged row tiles, padded keys).
+    assert_eq!(t.native_nodes(), 36 + 6);
+    let stock = TextTower::load_stock(&default_dir()).unwrap();
+    assert_eq!(stock.native_nodes(), 0);
+    let want = stock.embed(&texts).unwrap();
+    let two = tract_linalg::multithread::Executor::multithread(2);
+    let threaded =
+        tract_linalg::multithread::multithread_tract_scope(two, || t.embed(&texts).unwrap());
+    for (name, got) in [("1 thread", &batch), ("2 threads", &threaded)] {
+        let max = got
+            .iter()
+            .zip(&want)
+            .flat_map(|(g, w)| g.vector.iter().zip(&w.vector).map(|(a, b)| (a - b).abs()))
+            .fold(0f32, f32::max);
+        println!("text tower, edgebind kernels vs tract's, {name}: max abs diff {max:e}");
+        assert!(max <= 1e-5, "{name}: max abs diff {max:e} vs tract's plan");
+    }
     // Paraphrases land together, unrelated texts apart.
     for p in r["pairs"].as_array().unwrap() {
         let find = |n: &str| sentences.iter().position(|s| s["name"] == n).unwrap();

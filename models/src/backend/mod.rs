@@ -15,8 +15,10 @@ use crate::onnx::ModelError;
 use crate::preprocess::Tensor;
 use crate::space::Embedding;
 
+pub mod attention;
 pub mod conv1x1;
 pub mod dwconv;
+pub mod linear;
 pub(crate) mod native;
 #[cfg(feature = "tensorrt")]
 pub mod tensorrt;
