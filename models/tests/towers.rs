@@ -187,10 +187,10 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         &BackendOptions::default(),
     )
     .unwrap();
-    // edgebind's kernels run all 17 depthwise and 34 pointwise convolutions;
-    // tract's own kernels (the stock plan) and a 2-thread batch-2 plan must
+    // edgebind's kernels run all 17 depthwise and 34 pointwise convolutions
+    // and the stem (3 -> 32, 3x3, stride 2); tract's own kernels (the stock plan) and a 2-thread batch-2 plan must
     // agree with them.
-    assert_eq!(enc.native_nodes(), 17 + 34);
+    assert_eq!(enc.native_nodes(), 17 + 34 + 1);
     let path = root().join("zoo/image_anchor_mobilenetv2.onnx");
     let stock = TractEncoder::load_stock(&path, &BackendOptions::default()).unwrap();
     assert_eq!(stock.native_nodes(), 0);
@@ -202,7 +202,7 @@ fn image_anchor_matches_pytorch_and_ranks_photos_with_text() {
         },
     )
     .unwrap();
-    assert_eq!(batched.native_nodes(), 17 + 34);
+    assert_eq!(batched.native_nodes(), 17 + 34 + 1);
     assert_eq!(enc.contract().space, TEXT_SPACE);
     let Preprocess::Vision(vp) = &enc.contract().preprocess else {
         panic!("vision contract expected")

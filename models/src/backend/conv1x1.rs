@@ -40,6 +40,8 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 const MR: usize = 8;
 /// Floats per vector.
 const LANES: usize = 16;
+/// Trailing columns (after whole tiles) run as matrix-vector products.
+const GEMV_TAIL: usize = 8;
 
 /// A 1x1 convolution on `[C, H, W]` or `[N, C, H, W]` f32 data, with bias,
 /// an optional clamp and an optional residual input added last.
@@ -101,6 +103,11 @@ impl Conv1x1 {
             clamp,
             residual,
         })
+    }
+
+    /// Output channels.
+    pub fn output_channels(&self) -> usize {
+        self.co
     }
 
     /// `x` `[n, ci, hw]`, `res` (when the op has a residual) and `out`
@@ -229,6 +236,11 @@ impl Tile<'_> {
         let mut j0 = 0;
         while j0 < hw {
             let left = hw - j0;
+            if left <= GEMV_TAIL {
+                // SAFETY: columns j0..hw of x, out and res are in bounds.
+                unsafe { self.columns(j0, res, out) };
+                break;
+            }
             // 3 vectors while at least 33 columns remain, else just enough.
             let nv = left.div_ceil(LANES).min(3);
             let cols = left.min(nv * LANES);
@@ -244,6 +256,59 @@ impl Tile<'_> {
                 }
             }
             j0 += cols;
+        }
+    }
+
+    /// The last few columns `j0..hw` one at a time, as matrix-vector
+    /// products with the 8 output rows of a block in the lanes of a 256-bit
+    /// vector: a 16-lane tile would spend a whole vector's work on each of
+    /// them (7x7 planes are 3 vectors + 1 column; the 1 cost a third of the
+    /// layer). Four accumulators over `ci` (mod 4) hide the FMA latency.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn columns(&self, j0: usize, res: Option<&[f32]>, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (ci, hw) = (self.ci, self.hw);
+        let blocks = out.len() / (MR * hw);
+        let mut col = vec![0f32; ci];
+        for j in j0..hw {
+            for (k, c) in col.iter_mut().enumerate() {
+                *c = self.x[k * hw + j];
+            }
+            for b in 0..blocks {
+                let w = &self.packed[b * ci * MR..(b + 1) * ci * MR];
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut quads = col.chunks_exact(4);
+                for (q, xs) in (&mut quads).enumerate() {
+                    for (u, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: w holds ci * 8 floats; row 4q + u < ci.
+                        let wv = unsafe { _mm256_loadu_ps(w.as_ptr().add((4 * q + u) * MR)) };
+                        *a = _mm256_fmadd_ps(wv, _mm256_set1_ps(xs[u]), *a);
+                    }
+                }
+                let done = ci - quads.remainder().len();
+                for (u, &xv) in quads.remainder().iter().enumerate() {
+                    // SAFETY: row done + u < ci.
+                    let wv = unsafe { _mm256_loadu_ps(w.as_ptr().add((done + u) * MR)) };
+                    acc[u] = _mm256_fmadd_ps(wv, _mm256_set1_ps(xv), acc[u]);
+                }
+                let sum =
+                    _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+                let mut lanes = [0f32; MR];
+                // SAFETY: 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+                for (r, &v) in lanes.iter().enumerate() {
+                    let at = (b * MR + r) * hw + j;
+                    let v = v + self.bias[b * MR + r];
+                    // The vector paths' operand order: a NaN stays a NaN.
+                    let v = if v < self.lo { self.lo } else { v };
+                    let mut v = if v > self.hi { self.hi } else { v };
+                    if let Some(res) = res {
+                        v += res[at];
+                    }
+                    out[at] = v;
+                }
+            }
         }
     }
 

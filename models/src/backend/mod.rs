@@ -18,6 +18,7 @@ use crate::space::Embedding;
 pub mod attention;
 pub mod conv1x1;
 pub mod dwconv;
+pub mod im2col;
 pub mod linear;
 pub(crate) mod native;
 #[cfg(feature = "tensorrt")]

@@ -189,9 +189,12 @@ pub(crate) mod test_util {
             &noise(co * ci / group * kernel * kernel, 3),
         )
         .unwrap();
-        let k = m.add_const("k", k).unwrap();
+        let k = m.add_const(m.unique_name("k"), k).unwrap();
         let b = m
-            .add_const("b", Tensor::from_shape(&[co], &noise(co, 4)).unwrap())
+            .add_const(
+                m.unique_name("b"),
+                Tensor::from_shape(&[co], &noise(co, 4)).unwrap(),
+            )
             .unwrap();
         let spec = PoolSpec::new(
             DataFormat::NCHW,
@@ -203,7 +206,7 @@ pub(crate) mod test_util {
             co,
         );
         m.wire_node(
-            "conv",
+            m.unique_name("conv"),
             Conv::new(spec, KernelFormat::OIHW, group, None),
             &[x, k, b],
         )

@@ -260,7 +260,9 @@ fn build(
     if native {
         // Before declutter, while ONNX convolutions are still `Conv` nodes
         // (declutter turns 1x1 ones into matrix products).
-        native_nodes = super::conv1x1::fuse(&mut typed)? + super::dwconv::fuse(&mut typed)?;
+        native_nodes = super::conv1x1::fuse(&mut typed)?
+            + super::dwconv::fuse(&mut typed)?
+            + super::im2col::fuse(&mut typed)?;
     }
     Ok((typed.into_optimized()?.into_runnable()?, native_nodes))
 }

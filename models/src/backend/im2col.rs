@@ -1,0 +1,451 @@
+//! Convolutions with few input channels (a network's stem, e.g. MobileNetV2's
+//! 3 -> 32, 3x3, stride 2) as one patch matrix and [`super::conv1x1`]'s
+//! kernel, the padding and the clamp after it folded in.
+//!
+//! Why: tract ran MobileNetV2's stem as an explicit `Pad`, a lazy im2col
+//! matrix product at ~12 GMAC/s (its kernels want a long reduction; this one
+//! has 27 terms) and a separate ReLU6 pass: ~1.4 ms of a ~10 ms image, for
+//! 3.6% of the multiply-adds. Here the patches are written once as a
+//! `[ci * kh * kw, oh * ow]` matrix (rows are plain strided copies of input
+//! rows, zeros where the window leaves the image), and the pointwise kernel
+//! runs on it with the bias and clamp in its epilogue. The matrix lives in a
+//! per-thread scratch buffer reused across runs.
+//!
+//! [`fuse`] rewrites a tract model *before* declutter: every f32 `Conv` with
+//! group 1, `ci * kh * kw` <= [`MAX_PATCH`], dilation 1, explicit or no
+//! padding, channel-first data, constant weights and bias and an output
+//! channel count that is a multiple of 8 (and not a 1x1 kernel, which
+//! [`super::conv1x1`] takes whole) becomes a [`SmallConv`] node, taking
+//! along a `Max`/`Min` clamp with scalar constants when it follows.
+
+use std::cell::RefCell;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::conv1x1::Conv1x1;
+use super::native::{channel_first_input, clamp_after, const_values, f32_output, replace};
+
+/// Largest patch (`ci * kh * kw`) taken: the patch matrix is this many times
+/// the output plane; beyond it tract's own convolution is the better deal.
+pub const MAX_PATCH: usize = 64;
+
+thread_local! {
+    static PATCHES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A `kh` x `kw` convolution of `ci` channels, as patches times weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmallConv {
+    ci: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    /// top, left, bottom, right.
+    pad: [usize; 4],
+    /// `ci * kh * kw` -> `co`, with the bias and the clamp.
+    inner: Conv1x1,
+}
+
+impl SmallConv {
+    /// `weights` `[co, ci, kh, kw]` row-major, `bias` `[co]`; `co` a
+    /// multiple of 8.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ci: usize,
+        co: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        pad: [usize; 4],
+        weights: &[f32],
+        bias: Vec<f32>,
+        clamp: Option<(f32, f32)>,
+    ) -> TractResult<Self> {
+        ensure!(
+            kernel.0 > 0 && kernel.1 > 0 && stride.0 > 0 && stride.1 > 0,
+            "kernel {kernel:?}, stride {stride:?}"
+        );
+        let inner = Conv1x1::new(ci * kernel.0 * kernel.1, co, weights, bias, clamp, false)?;
+        Ok(SmallConv {
+            ci,
+            kernel,
+            stride,
+            pad,
+            inner,
+        })
+    }
+
+    /// Output plane for an input plane of `h` x `w`.
+    fn out_hw<D: DimLike>(&self, h: D, w: D) -> TractResult<(D, D)> {
+        let [t, l, b, r] = self.pad;
+        let (kh, kw) = self.kernel;
+        let (sh, sw) = self.stride;
+        let (h, w) = (h + t + b, w + l + r);
+        let ok = |d: &D, k: usize| d.to_usize().map_or(true, |v| v >= k);
+        ensure!(
+            ok(&h, kh) && ok(&w, kw),
+            "{}: padded plane {h:?} x {w:?} smaller than the {kh}x{kw} kernel",
+            self.name()
+        );
+        Ok(((h - kh) / sh + 1, (w - kw) / sw + 1))
+    }
+
+    /// Writes the patch matrix of one image `x` `[ci, h, w]` into `cols`
+    /// `[ci * kh * kw, oh * ow]`.
+    fn patches(
+        &self,
+        x: &[f32],
+        (h, w): (usize, usize),
+        (oh, ow): (usize, usize),
+        cols: &mut [f32],
+    ) {
+        let (kh, kw) = self.kernel;
+        let (sh, sw) = self.stride;
+        let [pt, pl, ..] = self.pad;
+        let mut rows = cols.chunks_exact_mut(oh * ow);
+        for c in 0..self.ci {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let plane = rows.next().expect("ci * kh * kw rows");
+                    // Output columns whose input column ox * sw + kx - pl is
+                    // inside the image.
+                    let lo = pl.saturating_sub(kx).div_ceil(sw).min(ow);
+                    let hi = if w + pl > kx {
+                        ((w + pl - kx - 1) / sw + 1).min(ow)
+                    } else {
+                        0
+                    }
+                    .max(lo);
+                    for (oy, dst) in plane.chunks_exact_mut(ow).enumerate() {
+                        let iy = (oy * sh + ky).wrapping_sub(pt);
+                        if iy >= h {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let src = &x[(c * h + iy) * w..(c * h + iy + 1) * w];
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if hi == lo {
+                            continue;
+                        }
+                        let first = lo * sw + kx - pl;
+                        if sw == 1 {
+                            dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                        } else {
+                            // Indexed (not `step_by`) so the compiler turns
+                            // stride 2 into vector loads and shuffles.
+                            let n = hi - lo;
+                            let src = &src[first..first + (n - 1) * sw + 1];
+                            let dst = &mut dst[lo..hi];
+                            for i in 0..n {
+                                dst[i] = src[i * sw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `x` `[n, ci, h, w]` -> `out` `[n, co, oh, ow]`, contiguous.
+    fn run(&self, x: &[f32], hw: (usize, usize), out: &mut [f32]) -> TractResult<()> {
+        let (oh, ow) = self.out_hw(hw.0, hw.1)?;
+        let (plane_in, plane_out) = (self.ci * hw.0 * hw.1, oh * ow);
+        let k = self.ci * self.kernel.0 * self.kernel.1;
+        ensure!(
+            plane_in > 0 && x.len().is_multiple_of(plane_in),
+            "{}: {} input values for {} channels of {hw:?}",
+            self.name(),
+            x.len(),
+            self.ci
+        );
+        let co = self.inner.output_channels();
+        ensure!(
+            out.len() == x.len() / plane_in * co * plane_out,
+            "{}: {} output values for {} images of {co} x {oh} x {ow}",
+            self.name(),
+            out.len(),
+            x.len() / plane_in
+        );
+        PATCHES.with_borrow_mut(|cols| {
+            cols.resize(k * plane_out, 0.0);
+            for (x_n, out_n) in x
+                .chunks_exact(plane_in)
+                .zip(out.chunks_exact_mut(co * plane_out))
+            {
+                self.patches(x_n, hw, (oh, ow), cols);
+                self.inner.run(cols, None, plane_out, out_n)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Op for SmallConv {
+    fn name(&self) -> StaticName {
+        "EdgebindSmallConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{} channels, kernel {:?}, stride {:?}, padding {:?}",
+            self.ci, self.kernel, self.stride, self.pad
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for SmallConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(
+            inputs.len() == 1,
+            "{}: {} inputs",
+            self.name(),
+            inputs.len()
+        );
+        let fact = f32::fact(inputs[0].shape());
+        let oshape = self.output_facts(&[&fact])?[0]
+            .shape
+            .as_concrete()
+            .map(TVec::from)
+            .ok_or_else(|| anyhow::anyhow!("{}: output shape", self.name()))?;
+        let shape = inputs[0].shape();
+        let r = shape.len();
+        let x = inputs[0].try_as_plain_ram()?;
+        f32_output(&oshape, |out| {
+            self.run(x.as_slice::<f32>()?, (shape[r - 2], shape[r - 1]), out)
+        })
+    }
+}
+
+impl TypedOp for SmallConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut shape = channel_first_input(&self.name(), inputs[0], self.ci)?;
+        let r = shape.len();
+        let (oh, ow) = self.out_hw(shape[r - 2].clone(), shape[r - 1].clone())?;
+        shape[r - 3] = (self.inner.output_channels()).to_dim();
+        shape[r - 2] = oh;
+        shape[r - 1] = ow;
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let out = self.output_facts(inputs)?;
+        Ok(tvec!((
+            Cost::FMA(f32::datum_type()),
+            out[0].shape.volume() * (self.ci * self.kernel.0 * self.kernel.1)
+        )))
+    }
+
+    as_op!();
+}
+
+/// `(ci, co, kernel, stride, pad, weights, bias)` when `node` is a `Conv`
+/// [`SmallConv`] runs.
+#[allow(clippy::type_complexity)]
+fn as_small_conv(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> Option<(
+    usize,
+    usize,
+    (usize, usize),
+    (usize, usize),
+    [usize; 4],
+    Vec<f32>,
+    Vec<f32>,
+)> {
+    let conv = node.op_as::<Conv>()?;
+    let spec = &conv.pool_spec;
+    let (ci, co) = (spec.input_channels, spec.output_channels);
+    let ks = spec.kernel_shape.as_slice();
+    let x = model.outlet_fact(node.inputs[0]).ok()?;
+    let [kh, kw] = *ks else { return None };
+    let stride = match spec.strides.as_deref() {
+        None => (1, 1),
+        Some(&[a, b]) => (a, b),
+        _ => return None,
+    };
+    let pad = match &spec.padding {
+        PaddingSpec::Valid => [0; 4],
+        PaddingSpec::Explicit(b, a) if b.len() == 2 && a.len() == 2 => [b[0], b[1], a[0], a[1]],
+        _ => return None,
+    };
+    let ok = conv.q_params.is_none()
+        && node.inputs.len() == 3
+        && conv.group == 1
+        && co.is_multiple_of(8)
+        && (kh, kw) != (1, 1)
+        && ci * kh * kw <= MAX_PATCH
+        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && spec
+            .dilations
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|&d| d == 1))
+        && x.datum_type == f32::datum_type()
+        && x.shape.as_concrete().is_some();
+    if !ok {
+        return None;
+    }
+    let w = const_values(model, node.inputs[1])?;
+    let b = const_values(model, node.inputs[2])?;
+    (w.len() == co * ci * kh * kw && b.len() == co).then_some((ci, co, (kh, kw), stride, pad, w, b))
+}
+
+/// Replaces every convolution of a not-yet-decluttered `model` that
+/// [`SmallConv`] handles (with the clamp after it); returns how many it
+/// replaced.
+pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
+    let mut done = 0;
+    loop {
+        let found = model.eval_order()?.into_iter().find_map(|id| {
+            let (ci, co, kernel, stride, pad, w, b) = as_small_conv(model, model.node(id))?;
+            let clamp = clamp_after(model, id);
+            let last = clamp.map_or(id, |(min, ..)| min);
+            let op = SmallConv::new(
+                ci,
+                co,
+                kernel,
+                stride,
+                pad,
+                &w,
+                b,
+                clamp.map(|(_, lo, hi)| (lo, hi)),
+            );
+            Some((id, last, op))
+        });
+        let Some((id, last, op)) = found else {
+            return Ok(done);
+        };
+        let input = model.node(id).inputs[0];
+        replace(model, id, last, &[input], op?)?;
+        done += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::native::test_util::{max_diff, noise, run, wire_conv};
+    use super::*;
+    use tract_onnx::tract_core::ops::math;
+
+    /// The definition in f64 (one image, square padding `pad`).
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        (ci, co): (usize, usize),
+        (h, wd): (usize, usize),
+        k: usize,
+        s: usize,
+        pad: usize,
+        clamp: Option<(f32, f32)>,
+    ) -> Vec<f32> {
+        let oh = (h + 2 * pad - k) / s + 1;
+        let ow = (wd + 2 * pad - k) / s + 1;
+        let mut out = vec![0f32; co * oh * ow];
+        for o in 0..co {
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut v = b[o] as f64;
+                    for c in 0..ci {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (y * s + ky) as isize - pad as isize;
+                                let ix = (xx * s + kx) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                v += w[((o * ci + c) * k + ky) * k + kx] as f64
+                                    * x[(c * h + iy as usize) * wd + ix as usize] as f64;
+                            }
+                        }
+                    }
+                    if let Some((lo, hi)) = clamp {
+                        v = v.clamp(lo as f64, hi as f64);
+                    }
+                    out[(o * oh + y) * ow + xx] = v as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        for (ci, co) in [(1, 8), (3, 32), (7, 16)] {
+            for (h, wd) in [(1, 1), (5, 7), (16, 16), (17, 33)] {
+                for (k, s, pad) in [(3, 1, 1), (3, 2, 1), (3, 2, 0), (2, 2, 0), (5, 3, 2)] {
+                    if h + 2 * pad < k || wd + 2 * pad < k {
+                        continue;
+                    }
+                    for clamp in [None, Some((0.0, 0.5))] {
+                        let w = noise(co * ci * k * k, 1);
+                        let b = noise(co, 2);
+                        let x = noise(2 * ci * h * wd, (h * 100 + wd) as u64);
+                        let op =
+                            SmallConv::new(ci, co, (k, k), (s, s), [pad; 4], &w, b.clone(), clamp)
+                                .unwrap();
+                        let one =
+                            |x: &[f32]| reference(x, &w, &b, (ci, co), (h, wd), k, s, pad, clamp);
+                        let want: Vec<f32> = one(&x[..ci * h * wd])
+                            .into_iter()
+                            .chain(one(&x[ci * h * wd..]))
+                            .collect();
+                        let mut got = vec![f32::NAN; want.len()];
+                        op.run(&x, (h, wd), &mut got).unwrap();
+                        let max = max_diff(&got, &want);
+                        let case =
+                            format!("ci {ci} co {co} {h}x{wd} k {k} s {s} pad {pad} {clamp:?}");
+                        assert!(max <= 1e-5, "{case}: max diff {max:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fuse_takes_the_stem_and_its_clamp() {
+        let build = || {
+            let mut m = TypedModel::default();
+            let x = m.add_source("x", f32::fact([1, 3, 23, 20])).unwrap();
+            let y = wire_conv(&mut m, x, (3, 16, 1), 3, 2, 1);
+            let zero = m.add_const("zero", tensor4(&[[[[0f32]]]])).unwrap();
+            let six = m.add_const("six", tensor4(&[[[[0.75f32]]]])).unwrap();
+            let y = m.wire_node("max", math::max(), &[y, zero]).unwrap()[0];
+            let y = m.wire_node("min", math::min(), &[y, six]).unwrap()[0];
+            // A 1x1 conv and a conv with a big patch stay as they are.
+            let z = wire_conv(&mut m, y, (16, 8, 1), 1, 1, 0);
+            let z = wire_conv(&mut m, z, (8, 8, 1), 3, 1, 1);
+            m.select_output_outlets(&[z]).unwrap();
+            m
+        };
+        let stock = build();
+        let mut fused = build();
+        assert_eq!(fuse(&mut fused).unwrap(), 1);
+        let names: Vec<_> = fused
+            .nodes()
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .collect();
+        assert!(!names.iter().any(|n| n == "Max" || n == "Min"), "{names:?}");
+        assert_eq!(
+            names.iter().filter(|n| *n == "Conv").count(),
+            2,
+            "{names:?}"
+        );
+        let x = Tensor::from_shape(&[1, 3, 23, 20], &noise(3 * 23 * 20, 5)).unwrap();
+        let max = max_diff(&run(stock, &[&x])[0], &run(fused, &[&x])[0]);
+        assert!(max <= 1e-5, "max diff {max:e}");
+    }
+}
