@@ -110,6 +110,36 @@ impl Conv1x1 {
         self.co
     }
 
+    /// One band of output columns for row blocks `blocks`: `x` `[ci, cols]`
+    /// (contiguous) -> columns `0..cols` of `out`, whose rows are `ostride`
+    /// apart (`out` starts at the band's first column in the first block's
+    /// first row and is `(blocks * 8 - 1) * ostride + cols` long). No
+    /// residual; the caller splits the work across threads.
+    pub(crate) fn run_band(
+        &self,
+        x: &[f32],
+        cols: usize,
+        blocks: std::ops::Range<usize>,
+        ostride: usize,
+        out: &mut [f32],
+    ) {
+        debug_assert!(x.len() == self.ci * cols && cols <= ostride);
+        debug_assert!(out.len() == (blocks.len() * MR - 1) * ostride + cols);
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let ci = self.ci;
+        Tile {
+            packed: &self.packed[blocks.start * ci * MR..blocks.end * ci * MR],
+            bias: &self.bias[blocks.start * MR..blocks.end * MR],
+            x,
+            ci,
+            hw: cols,
+            ostride,
+            lo,
+            hi,
+        }
+        .run(None, out);
+    }
+
     /// `x` `[n, ci, hw]`, `res` (when the op has a residual) and `out`
     /// `[n, co, hw]`, contiguous.
     pub fn run(
@@ -153,6 +183,7 @@ impl Conv1x1 {
                     x: x_n,
                     ci,
                     hw,
+                    ostride: hw,
                     lo,
                     hi,
                 };
@@ -174,12 +205,15 @@ struct Tile<'a> {
     x: &'a [f32],
     ci: usize,
     hw: usize,
+    /// Distance between output rows (`hw` unless the tile writes a column
+    /// range of wider planes, as [`super::im2col`] does).
+    ostride: usize,
     lo: f32,
     hi: f32,
 }
 
 impl Tile<'_> {
-    /// `out` (and `res`) `[blocks * 8, hw]`.
+    /// `out` (and `res`) `[blocks * 8, ostride]`, the last row `hw` long.
     fn run(&self, res: Option<&[f32]>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
@@ -193,7 +227,7 @@ impl Tile<'_> {
     /// The same tiling in plain Rust: 8 rows x 16 columns per register tile.
     fn run_portable(&self, res: Option<&[f32]>, out: &mut [f32]) {
         let (ci, hw) = (self.ci, self.hw);
-        let blocks = out.len() / (MR * hw);
+        let blocks = out.len().div_ceil(MR * self.ostride);
         let mut j0 = 0;
         while j0 < hw {
             let n = LANES.min(hw - j0);
@@ -211,7 +245,7 @@ impl Tile<'_> {
                     }
                 }
                 for (r, a) in acc.iter().enumerate() {
-                    let row = (b * MR + r) * hw + j0;
+                    let row = (b * MR + r) * self.ostride + j0;
                     let bias = self.bias[b * MR + r];
                     for (c, &s) in a[..n].iter().enumerate() {
                         let v = s + bias;
@@ -232,7 +266,7 @@ impl Tile<'_> {
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512(&self, res: Option<&[f32]>, out: &mut [f32]) {
         let hw = self.hw;
-        let blocks = out.len() / (MR * hw);
+        let blocks = out.len().div_ceil(MR * self.ostride);
         let mut j0 = 0;
         while j0 < hw {
             let left = hw - j0;
@@ -269,7 +303,7 @@ impl Tile<'_> {
     unsafe fn columns(&self, j0: usize, res: Option<&[f32]>, out: &mut [f32]) {
         use std::arch::x86_64::*;
         let (ci, hw) = (self.ci, self.hw);
-        let blocks = out.len() / (MR * hw);
+        let blocks = out.len().div_ceil(MR * self.ostride);
         let mut col = vec![0f32; ci];
         for j in j0..hw {
             for (k, c) in col.iter_mut().enumerate() {
@@ -298,7 +332,7 @@ impl Tile<'_> {
                 // SAFETY: 8 floats.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
                 for (r, &v) in lanes.iter().enumerate() {
-                    let at = (b * MR + r) * hw + j;
+                    let at = (b * MR + r) * self.ostride + j;
                     let v = v + self.bias[b * MR + r];
                     // The vector paths' operand order: a NaN stays a NaN.
                     let v = if v < self.lo { self.lo } else { v };
@@ -359,7 +393,7 @@ impl Tile<'_> {
         }
         let (lo, hi) = (_mm512_set1_ps(self.lo), _mm512_set1_ps(self.hi));
         for (r, a) in acc.iter().enumerate() {
-            let row = (b * MR + r) * hw + j0;
+            let row = (b * MR + r) * self.ostride + j0;
             let bias = _mm512_set1_ps(self.bias[b * MR + r]);
             for (v, s) in a.iter().enumerate() {
                 let m = if v + 1 == NV { mask } else { 0xFFFF };
@@ -610,6 +644,7 @@ mod tests {
                         x: &x[..ci * hw],
                         ci,
                         hw,
+                        ostride: hw,
                         lo,
                         hi,
                     };

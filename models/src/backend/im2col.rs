@@ -32,6 +32,9 @@ use super::native::{channel_first_input, clamp_after, const_values, f32_output, 
 /// the output plane; beyond it tract's own convolution is the better deal.
 pub const MAX_PATCH: usize = 64;
 
+/// Output columns per band of patches (whole output rows).
+const BAND: usize = 448;
+
 thread_local! {
     static PATCHES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -91,23 +94,24 @@ impl SmallConv {
         Ok(((h - kh) / sh + 1, (w - kw) / sw + 1))
     }
 
-    /// Writes the patch matrix of one image `x` `[ci, h, w]` into `cols`
-    /// `[ci * kh * kw, oh * ow]`.
+    /// Writes the patches of output rows `rows` of one image `x` `[ci, h, w]`
+    /// into `cols` `[ci * kh * kw, rows.len() * ow]`.
     fn patches(
         &self,
         x: &[f32],
         (h, w): (usize, usize),
-        (oh, ow): (usize, usize),
+        ow: usize,
+        rows: std::ops::Range<usize>,
         cols: &mut [f32],
     ) {
         let (kh, kw) = self.kernel;
         let (sh, sw) = self.stride;
         let [pt, pl, ..] = self.pad;
-        let mut rows = cols.chunks_exact_mut(oh * ow);
+        let mut planes = cols.chunks_exact_mut(rows.len() * ow);
         for c in 0..self.ci {
             for ky in 0..kh {
                 for kx in 0..kw {
-                    let plane = rows.next().expect("ci * kh * kw rows");
+                    let plane = planes.next().expect("ci * kh * kw rows");
                     // Output columns whose input column ox * sw + kx - pl is
                     // inside the image.
                     let lo = pl.saturating_sub(kx).div_ceil(sw).min(ow);
@@ -117,7 +121,7 @@ impl SmallConv {
                         0
                     }
                     .max(lo);
-                    for (oy, dst) in plane.chunks_exact_mut(ow).enumerate() {
+                    for (oy, dst) in rows.clone().zip(plane.chunks_exact_mut(ow)) {
                         let iy = (oy * sh + ky).wrapping_sub(pt);
                         if iy >= h {
                             dst.fill(0.0);
@@ -133,14 +137,8 @@ impl SmallConv {
                         if sw == 1 {
                             dst[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
                         } else {
-                            // Indexed (not `step_by`) so the compiler turns
-                            // stride 2 into vector loads and shuffles.
                             let n = hi - lo;
-                            let src = &src[first..first + (n - 1) * sw + 1];
-                            let dst = &mut dst[lo..hi];
-                            for i in 0..n {
-                                dst[i] = src[i * sw];
-                            }
+                            strided(&src[first..first + (n - 1) * sw + 1], sw, &mut dst[lo..hi]);
                         }
                     }
                 }
@@ -151,7 +149,7 @@ impl SmallConv {
     /// `x` `[n, ci, h, w]` -> `out` `[n, co, oh, ow]`, contiguous.
     fn run(&self, x: &[f32], hw: (usize, usize), out: &mut [f32]) -> TractResult<()> {
         let (oh, ow) = self.out_hw(hw.0, hw.1)?;
-        let (plane_in, plane_out) = (self.ci * hw.0 * hw.1, oh * ow);
+        let (plane_in, plane) = (self.ci * hw.0 * hw.1, oh * ow);
         let k = self.ci * self.kernel.0 * self.kernel.1;
         ensure!(
             plane_in > 0 && x.len().is_multiple_of(plane_in),
@@ -162,24 +160,80 @@ impl SmallConv {
         );
         let co = self.inner.output_channels();
         ensure!(
-            out.len() == x.len() / plane_in * co * plane_out,
+            out.len() == x.len() / plane_in * co * plane,
             "{}: {} output values for {} images of {co} x {oh} x {ow}",
             self.name(),
             out.len(),
             x.len() / plane_in
         );
-        PATCHES.with_borrow_mut(|cols| {
-            cols.resize(k * plane_out, 0.0);
-            for (x_n, out_n) in x
-                .chunks_exact(plane_in)
-                .zip(out.chunks_exact_mut(co * plane_out))
-            {
-                self.patches(x_n, hw, (oh, ow), cols);
-                self.inner.run(cols, None, plane_out, out_n)?;
-            }
-            Ok(())
-        })
+        // Bands of whole output rows, ~BAND columns: their patches (k x
+        // BAND floats) stay in cache between being written and being read.
+        let band = (BAND / ow).max(1);
+        for (x_n, out_n) in x
+            .chunks_exact(plane_in)
+            .zip(out.chunks_exact_mut(co * plane))
+        {
+            // Threads take row blocks (each writes its own patches);
+            // tract's threshold counts ~1 ns elements, ~48 MACs each.
+            let total = co * plane * k / 48;
+            tract_linalg::multithread::par_chunks_mut(out_n, 8 * plane, total, |first, chunk| {
+                let blocks = first..first + chunk.len() / (8 * plane);
+                PATCHES.with_borrow_mut(|cols| {
+                    for oy0 in (0..oh).step_by(band) {
+                        let rows = oy0..(oy0 + band).min(oh);
+                        let n = rows.len() * ow;
+                        cols.resize(k * n, 0.0);
+                        self.patches(x_n, hw, ow, rows, &mut cols[..k * n]);
+                        let start = oy0 * ow;
+                        let len = (blocks.len() * 8 - 1) * plane + n;
+                        self.inner.run_band(
+                            &cols[..k * n],
+                            n,
+                            blocks.clone(),
+                            plane,
+                            &mut chunk[start..start + len],
+                        );
+                    }
+                });
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
+}
+
+/// `dst[i] = src[i * stride]` (`src` at least `(dst.len() - 1) * stride + 1`
+/// long); stride 2 with AVX-512 permutes where the CPU has them.
+fn strided(src: &[f32], stride: usize, dst: &mut [f32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if stride == 2 && std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; see `even_avx512`.
+        done = unsafe { even_avx512(src, dst) };
+    }
+    for (i, d) in dst.iter_mut().enumerate().skip(done) {
+        *d = src[i * stride];
+    }
+}
+
+/// The even elements of `src` into `dst`, 16 at a time while 32 source
+/// elements remain; returns how many it wrote.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn even_avx512(src: &[f32], dst: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let mut i = 0;
+    while i + 16 <= dst.len() && 2 * i + 32 <= src.len() {
+        // SAFETY: src[2i..2i + 32] and dst[i..i + 16] are in bounds (loop test).
+        unsafe {
+            let a = _mm512_loadu_ps(src.as_ptr().add(2 * i));
+            let b = _mm512_loadu_ps(src.as_ptr().add(2 * i + 16));
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_permutex2var_ps(a, idx, b));
+        }
+        i += 16;
+    }
+    i
 }
 
 impl Op for SmallConv {
@@ -412,6 +466,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn two_threads_and_bands_match_the_definition() {
+        // 16 row blocks x 4096 outputs x 27 MACs: over tract's threading
+        // threshold, so the row blocks split across the 2 threads; 64x70
+        // output rows make bands of 6 rows and a ragged last band.
+        let (ci, co, h, wd) = (3, 128, 128, 140);
+        let w = noise(co * ci * 9, 1);
+        let b = noise(co, 2);
+        let x = noise(ci * h * wd, 3);
+        let op = SmallConv::new(
+            ci,
+            co,
+            (3, 3),
+            (2, 2),
+            [1; 4],
+            &w,
+            b.clone(),
+            Some((0.0, 0.5)),
+        )
+        .unwrap();
+        let want = reference(&x, &w, &b, (ci, co), (h, wd), 3, 2, 1, Some((0.0, 0.5)));
+        let mut got = vec![f32::NAN; want.len()];
+        let two = tract_linalg::multithread::Executor::multithread(2);
+        tract_linalg::multithread::multithread_tract_scope(two, || {
+            op.run(&x, (h, wd), &mut got).unwrap()
+        });
+        let max = max_diff(&got, &want);
+        assert!(max <= 1e-5, "max diff {max:e}");
     }
 
     #[test]
