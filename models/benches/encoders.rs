@@ -3,7 +3,9 @@
 //!
 //! * image anchor (MobileNetV2 -> text space, `models/zoo/`) through tract:
 //!   ms per image at batch 1 and 8, on 1 and 2 threads, with edgebind's
-//!   depthwise kernel (the backend's plan) and with tract's stock kernels;
+//!   kernels (the backend's plan) and with tract's stock kernels; with
+//!   `--features tensorrt` and `ORT_DYLIB_PATH`, also tract and ONNX Runtime
+//!   alternating run by run in this process (1 thread);
 //! * text tower (all-MiniLM-L6-v2, needs `scripts/fetch-models.sh`): ms per
 //!   prompt at batch 1, 8 and 16, on 1 and 2 threads (tokenisation, the graph
 //!   and mean pooling, as `TextTower::embed` runs them);
@@ -41,6 +43,83 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
+/// With `--features tensorrt` and `ORT_DYLIB_PATH` naming a
+/// `libonnxruntime.so` (the PyPI wheel's CPU build: the tensorrt backend then
+/// runs ONNX Runtime's CPU kernels): the image anchor on tract and on ONNX
+/// Runtime in this process, alternating run by run on the same input, so
+/// both see the same machine load (on this VM the speed of both drifts by
+/// 10-20% from minute to minute). Prints the medians and the median of the
+/// per-round ratios; `image_anchor_ab` / `image_anchor_ab_ort` in the JSON.
+#[cfg(feature = "tensorrt")]
+fn interleaved_with_ort(
+    zoo: &Path,
+    img: &Tensor,
+    runs: usize,
+    figures: &mut Vec<(&'static str, usize, usize, f64)>,
+) {
+    use edgebind_models::backend::tensorrt::{TensorRtEncoder, TensorRtOptions};
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        println!("interleaved tract / ONNX Runtime skipped: ORT_DYLIB_PATH not set");
+        return;
+    }
+    let rounds = runs * 3;
+    // One thread only: with 2, each side's pool threads spin after a run
+    // (ONNX Runtime's intra-op workers, rayon's) and take the cores from the
+    // other side's next run (tract measured 9.9-15.3 ms at 2 threads
+    // interleaved vs 6.0-7.9 alone), so 2-thread figures stay sequential.
+    for threads in [1usize] {
+        let opts = BackendOptions {
+            threads,
+            max_batch: 8,
+        };
+        let tract = TractEncoder::load(zoo, &opts).unwrap();
+        let ort = match TensorRtEncoder::load(zoo, &opts, &TensorRtOptions::default()) {
+            Ok(e) => e,
+            Err(e) => {
+                println!("interleaved tract / ONNX Runtime skipped: {e}");
+                return;
+            }
+        };
+        for batch in [1, 8] {
+            let items = vec![img.clone(); batch];
+            let time = |enc: &dyn Encoder| {
+                let t = Instant::now();
+                black_box(enc.encode(&items).unwrap());
+                t.elapsed().as_secs_f64() * 1e3
+            };
+            time(&tract);
+            time(&ort);
+            let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+            for round in 0..rounds {
+                // Alternate which goes first.
+                let (x, y) = if round % 2 == 0 {
+                    let x = time(&tract);
+                    (x, time(&ort))
+                } else {
+                    let y = time(&ort);
+                    (time(&tract), y)
+                };
+                a.push(x);
+                b.push(y);
+                r.push(x / y);
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(|p, q| p.total_cmp(q));
+                v[v.len() / 2]
+            };
+            let (ma, mb, mr) = (med(&mut a), med(&mut b), med(&mut r));
+            println!(
+                "image anchor, interleaved in one process ({rounds} rounds), {threads} thread(s), batch {batch}: tract {:.2} ms, ONNX Runtime {:.2} ms per image; ratio of medians {:.2}, median per-round ratio {mr:.2}",
+                ma / batch as f64,
+                mb / batch as f64,
+                ma / mb
+            );
+            figures.push(("image_anchor_ab", threads, batch, ma));
+            figures.push(("image_anchor_ab_ort", threads, batch, mb));
+        }
+    }
+}
+
 fn main() {
     let runs = if std::env::args().any(|a| a == "--quick") {
         3
@@ -49,7 +128,7 @@ fn main() {
     };
     println!("edgebind-models bench (median of {runs} runs)");
     // (case, threads, batch, ms for the whole call) for EDGEBIND_BENCH_JSON.
-    let mut figures: Vec<(&str, usize, usize, f64)> = Vec::new();
+    let mut figures: Vec<(&'static str, usize, usize, f64)> = Vec::new();
     let zoo = Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/image_anchor_mobilenetv2.onnx");
     let img = Tensor::new(
         vec![3, 224, 224],
@@ -85,6 +164,8 @@ fn main() {
             }
         }
     }
+    #[cfg(feature = "tensorrt")]
+    interleaved_with_ort(&zoo, &img, runs, &mut figures);
     match TextTower::load(&default_dir()) {
         Ok(t) => {
             let prompts: Vec<String> = (0..16)

@@ -9,11 +9,15 @@
 //!
 //! Before tract optimises the graph, edgebind puts its own kernels in place
 //! of tract's for 1x1 convolutions ([`super::conv1x1`], with the bias, ReLU6
-//! and residual add after them) and depthwise 3x3 convolutions
-//! ([`super::dwconv`], with the ReLU6): on the bundled MobileNetV2 anchor
-//! they took a batch-1 run from ~21 ms to ~10 ms, results bit-identical to
-//! tract's own plan. [`TractEncoder::load_stock`] keeps tract's own kernels,
-//! for comparison.
+//! and residual add after them), depthwise 3x3 convolutions
+//! ([`super::dwconv`], with the ReLU6) and convolutions of few input
+//! channels such as a stem ([`super::im2col`], with the padding and the
+//! ReLU6): on the bundled MobileNetV2 anchor they took a batch-1 run from
+//! ~21 ms to ~8-9 ms, results within 1.4e-6 of tract's own plan.
+//! [`TractEncoder::load_stock`] keeps tract's own kernels, for comparison.
+//! (The transformer kernels [`super::linear`] and [`super::attention`] run
+//! in the text tower, `crate::text`; encoders loaded here do not use them
+//! yet.)
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
