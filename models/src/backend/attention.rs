@@ -24,7 +24,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
-use super::native::{const_values, f32_output, replace, single_bin};
+use super::native::{const_values, f32_output, native_op, replace_all, single_bin};
 
 /// softmax(`q k^T * scale + mask`) `v` per (item, head).
 #[derive(Debug, Clone)]
@@ -348,21 +348,10 @@ fn exp512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, low), e)
 }
 
-impl Op for Attention {
-    fn name(&self) -> StaticName {
-        "EdgebindAttention".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("scale {}", self.scale)])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
+native_op!(Attention, "EdgebindAttention", |op| format!(
+    "scale {}",
+    op.scale
+));
 
 impl EvalOp for Attention {
     op_out_of_plan!();
@@ -499,17 +488,10 @@ fn as_attention(model: &TypedModel, id: usize) -> Option<(usize, [OutletId; 4], 
 /// Replaces every attention core of a decluttered `model` that [`Attention`]
 /// handles; returns how many it replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let found = model.eval_order()?.into_iter().find_map(|id| {
-            as_attention(model, id).map(|(last, inputs, scale)| (id, last, inputs, scale))
-        });
-        let Some((id, last, inputs, scale)) = found else {
-            return Ok(done);
-        };
-        replace(model, id, last, &inputs, Attention::new(scale))?;
-        done += 1;
-    }
+    replace_all(model, |model, id| {
+        let (last, inputs, scale) = as_attention(model, id)?;
+        Some((last, inputs.to_vec(), Ok(Attention::new(scale))))
+    })
 }
 
 #[cfg(test)]

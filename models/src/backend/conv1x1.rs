@@ -28,13 +28,11 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 
 use super::native::{
-    channel_first_input, clamp_after, const_values, f32_output, replace, same_clamp, same_f32s,
-    single_bin,
+    channel_first_input, clamp_after, f32_output, native_op, output_with_residual, plain_conv,
+    replace_all, residual_after, residual_view, same_clamp, same_f32s,
 };
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Output rows per register tile.
 const MR: usize = 8;
@@ -415,24 +413,10 @@ impl Tile<'_> {
     }
 }
 
-impl Op for Conv1x1 {
-    fn name(&self) -> StaticName {
-        "EdgebindConv1x1".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "{} -> {} channels, clamp {:?}, residual {}",
-            self.ci, self.co, self.clamp, self.residual
-        )])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
+native_op!(Conv1x1, "EdgebindConv1x1", |op| format!(
+    "{} -> {} channels, clamp {:?}, residual {}",
+    op.ci, op.co, op.clamp, op.residual
+));
 
 impl EvalOp for Conv1x1 {
     op_out_of_plan!();
@@ -455,22 +439,8 @@ impl EvalOp for Conv1x1 {
         let mut oshape: TVec<usize> = shape.into();
         oshape[r - 3] = self.co;
         let x = inputs[0].try_as_plain_ram()?;
-        let res_view = match inputs.get(1) {
-            Some(t) => {
-                ensure!(
-                    t.shape() == &*oshape,
-                    "{}: residual {:?}, output {oshape:?}",
-                    self.name(),
-                    t.shape()
-                );
-                Some(t.try_as_plain_ram()?)
-            }
-            None => None,
-        };
-        let res = match &res_view {
-            Some(v) => Some(v.as_slice::<f32>()?),
-            None => None,
-        };
+        let res_view = residual_view(&self.name(), inputs.get(1), &oshape)?;
+        let res = res_view.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
         f32_output(&oshape, |out| self.run(x.as_slice::<f32>()?, res, hw, out))
     }
 }
@@ -480,14 +450,7 @@ impl TypedOp for Conv1x1 {
         let mut shape = channel_first_input(&self.name(), inputs[0], self.ci)?;
         let r = shape.len();
         shape[r - 3] = self.co.to_dim();
-        if self.residual {
-            ensure!(
-                inputs.len() == 2 && inputs[1].shape.iter().eq(shape.iter()),
-                "{}: residual shape",
-                self.name()
-            );
-        }
-        Ok(tvec!(f32::fact(shape)))
+        output_with_residual(&self.name(), self.residual, inputs, shape)
     }
 
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -502,82 +465,33 @@ impl TypedOp for Conv1x1 {
 }
 
 fn as_conv1x1(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize, Vec<f32>, Vec<f32>)> {
-    let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let (ci, co) = (spec.input_channels, spec.output_channels);
-    let x = model.outlet_fact(node.inputs[0]).ok()?;
-    let ok = conv.q_params.is_none()
-        && node.inputs.len() == 3
-        && conv.group == 1
-        && co.is_multiple_of(MR)
-        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.kernel_shape.as_slice() == [1, 1]
-        && spec
-            .strides
-            .as_ref()
-            .is_none_or(|s| s.iter().all(|&s| s == 1))
-        && spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|&d| d == 1))
-        && match &spec.padding {
-            PaddingSpec::Valid => true,
-            PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).all(|&p| p == 0),
-            _ => false,
-        }
-        && x.datum_type == f32::datum_type()
-        && x.shape.as_concrete().is_some();
-    if !ok {
-        return None;
-    }
-    let w = const_values(model, node.inputs[1])?;
-    let b = const_values(model, node.inputs[2])?;
-    (w.len() == co * ci && b.len() == co).then_some((ci, co, w, b))
+    let c = plain_conv(model, node)?;
+    let ok = c.group == 1
+        && c.co.is_multiple_of(MR)
+        && c.kernel == (1, 1)
+        && c.stride == (1, 1)
+        && c.pad == [0; 4];
+    ok.then_some((c.ci, c.co, c.weights, c.bias))
 }
 
 /// Replaces every 1x1 convolution of a not-yet-decluttered `model` that
 /// [`Conv1x1`] handles (with the clamp and residual add after it); returns
 /// how many it replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let found = model.eval_order()?.into_iter().find_map(|id| {
-            let (ci, co, w, b) = as_conv1x1(model, model.node(id))?;
-            let clamp = clamp_after(model, id);
-            let mut last = clamp.map_or(id, |(min, ..)| min);
-            let shape = model
-                .outlet_fact(OutletId::new(last, 0))
-                .ok()?
-                .shape
-                .clone();
-            let residual = single_bin(model, last, "Add").and_then(|add| {
-                let other = *add.inputs.iter().find(|o| o.node != last)?;
-                let same = model.outlet_fact(other).ok()?.shape == shape
-                    && model.outlet_fact(add.id.into()).ok()?.shape == shape;
-                same.then_some((add.id, other))
-            });
-            let mut inputs = vec![model.node(id).inputs[0]];
-            if let Some((add, other)) = residual {
-                last = add;
-                inputs.push(other);
-            }
-            let op = Conv1x1::new(
-                ci,
-                co,
-                &w,
-                b,
-                clamp.map(|(_, lo, hi)| (lo, hi)),
-                residual.is_some(),
-            );
-            Some((id, last, inputs, op))
-        });
-        let Some((id, last, inputs, op)) = found else {
-            return Ok(done);
-        };
-        replace(model, id, last, &inputs, op?)?;
-        done += 1;
-    }
+    replace_all(model, |model, id| {
+        let (ci, co, w, b) = as_conv1x1(model, model.node(id))?;
+        let clamp = clamp_after(model, id);
+        let mut last = clamp.map_or(id, |(min, ..)| min);
+        let residual = residual_after(model, last);
+        let mut inputs = vec![model.node(id).inputs[0]];
+        if let Some((add, other)) = residual {
+            last = add;
+            inputs.push(other);
+        }
+        let clamp = clamp.map(|(_, lo, hi)| (lo, hi));
+        let op = Conv1x1::new(ci, co, &w, b, clamp, residual.is_some());
+        Some((last, inputs, op))
+    })
 }
 
 #[cfg(test)]

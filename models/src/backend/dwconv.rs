@@ -27,12 +27,11 @@
 use std::sync::Arc;
 
 use super::native::{
-    channel_first_input, clamp_after, const_values, f32_output, replace, same_clamp, same_f32s,
+    channel_first_input, clamp_after, f32_output, native_op, plain_conv, replace_all, same_clamp,
+    same_f32s,
 };
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// A depthwise 3x3 convolution (padding 1, stride 1 or 2) on `[C, H, W]` or
 /// `[N, C, H, W]` f32 data, with per-channel bias and an optional clamp.
@@ -380,24 +379,10 @@ fn rows_generic(s: &mut Scratch, k: &[f32; 9], bias: f32, lo: f32, hi: f32, out:
     s.line = line;
 }
 
-impl Op for DwConv3x3 {
-    fn name(&self) -> StaticName {
-        "EdgebindDwConv3x3".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "{} channels, stride {}, clamp {:?}",
-            self.channels, self.stride, self.clamp
-        )])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
+native_op!(DwConv3x3, "EdgebindDwConv3x3", |op| format!(
+    "{} channels, stride {}, clamp {:?}",
+    op.channels, op.stride, op.clamp
+));
 
 impl EvalOp for DwConv3x3 {
     op_out_of_plan!();
@@ -458,59 +443,27 @@ fn as_depthwise(
     model: &TypedModel,
     node: &TypedNode,
 ) -> Option<(usize, usize, Vec<f32>, Vec<f32>)> {
-    let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let c = spec.input_channels;
-    let x = model.outlet_fact(node.inputs[0]).ok()?;
-    let ok = conv.q_params.is_none()
-        && node.inputs.len() == 3
-        && conv.group == c
-        && spec.output_channels == c
-        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec.kernel_shape.as_slice() == [3, 3]
-        && spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|&d| d == 1))
-        && x.datum_type == f32::datum_type()
-        && x.shape.as_concrete().is_some();
-    if !ok {
-        return None;
-    }
-    let stride = match spec.strides.as_deref() {
-        None => 1,
-        Some([a, b]) if a == b && (*a == 1 || *a == 2) => *a,
-        _ => return None,
-    };
-    match &spec.padding {
-        PaddingSpec::Explicit(b, a) if b.as_slice() == [1, 1] && a.as_slice() == [1, 1] => {}
-        _ => return None,
-    }
-    let weights = const_values(model, node.inputs[1])?;
-    let bias = const_values(model, node.inputs[2])?;
-    (weights.len() == c * 9 && (bias.len() == c)).then_some((c, stride, weights, bias))
+    let c = plain_conv(model, node)?;
+    let ok = c.group == c.ci
+        && c.co == c.ci
+        && c.kernel == (3, 3)
+        && c.stride.0 == c.stride.1
+        && (c.stride.0 == 1 || c.stride.0 == 2)
+        && c.pad == [1; 4];
+    ok.then_some((c.ci, c.stride.0, c.weights, c.bias))
 }
 
 /// Replaces every depthwise 3x3 convolution of `model` (decluttered or not) that
 /// [`DwConv3x3`] handles (and the ReLU6 after it); returns how many it
 /// replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let found = model.eval_order()?.into_iter().find_map(|id| {
-            let (c, stride, weights, bias) = as_depthwise(model, model.node(id))?;
-            let clamp = clamp_after(model, id);
-            let op = DwConv3x3::new(c, stride, weights, bias, clamp.map(|(_, lo, hi)| (lo, hi)));
-            Some((id, clamp.map_or(id, |(min, ..)| min), op))
-        });
-        let Some((id, last, op)) = found else {
-            return Ok(done);
-        };
-        let x = model.node(id).inputs[0];
-        replace(model, id, last, &[x], op?)?;
-        done += 1;
-    }
+    replace_all(model, |model, id| {
+        let (c, stride, weights, bias) = as_depthwise(model, model.node(id))?;
+        let clamp = clamp_after(model, id);
+        let op = DwConv3x3::new(c, stride, weights, bias, clamp.map(|(_, lo, hi)| (lo, hi)));
+        let last = clamp.map_or(id, |(min, ..)| min);
+        Some((last, vec![model.node(id).inputs[0]], op))
+    })
 }
 
 #[cfg(test)]

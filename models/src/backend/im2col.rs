@@ -22,11 +22,11 @@ use std::cell::RefCell;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::conv1x1::Conv1x1;
-use super::native::{channel_first_input, clamp_after, const_values, f32_output, replace};
+use super::native::{
+    PlainConv, channel_first_input, clamp_after, f32_output, native_op, plain_conv, replace_all,
+};
 
 /// Largest patch (`ci * kh * kw`) taken: the patch matrix is this many times
 /// the output plane; beyond it tract's own convolution is the better deal.
@@ -236,24 +236,10 @@ unsafe fn even_avx512(src: &[f32], dst: &mut [f32]) -> usize {
     i
 }
 
-impl Op for SmallConv {
-    fn name(&self) -> StaticName {
-        "EdgebindSmallConv".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "{} channels, kernel {:?}, stride {:?}, padding {:?}",
-            self.ci, self.kernel, self.stride, self.pad
-        )])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
+native_op!(SmallConv, "EdgebindSmallConv", |op| format!(
+    "{} channels, kernel {:?}, stride {:?}, padding {:?}",
+    op.ci, op.kernel, op.stride, op.pad
+));
 
 impl EvalOp for SmallConv {
     op_out_of_plan!();
@@ -302,88 +288,30 @@ impl TypedOp for SmallConv {
     as_op!();
 }
 
-/// `(ci, co, kernel, stride, pad, weights, bias)` when `node` is a `Conv`
-/// [`SmallConv`] runs.
-#[allow(clippy::type_complexity)]
-fn as_small_conv(
-    model: &TypedModel,
-    node: &TypedNode,
-) -> Option<(
-    usize,
-    usize,
-    (usize, usize),
-    (usize, usize),
-    [usize; 4],
-    Vec<f32>,
-    Vec<f32>,
-)> {
-    let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let (ci, co) = (spec.input_channels, spec.output_channels);
-    let ks = spec.kernel_shape.as_slice();
-    let x = model.outlet_fact(node.inputs[0]).ok()?;
-    let [kh, kw] = *ks else { return None };
-    let stride = match spec.strides.as_deref() {
-        None => (1, 1),
-        Some(&[a, b]) => (a, b),
-        _ => return None,
-    };
-    let pad = match &spec.padding {
-        PaddingSpec::Valid => [0; 4],
-        PaddingSpec::Explicit(b, a) if b.len() == 2 && a.len() == 2 => [b[0], b[1], a[0], a[1]],
-        _ => return None,
-    };
-    let ok = conv.q_params.is_none()
-        && node.inputs.len() == 3
-        && conv.group == 1
-        && co.is_multiple_of(8)
-        && (kh, kw) != (1, 1)
-        && ci * kh * kw <= MAX_PATCH
-        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
-        && conv.kernel_fmt == KernelFormat::OIHW
-        && spec
-            .dilations
-            .as_ref()
-            .is_none_or(|d| d.iter().all(|&d| d == 1))
-        && x.datum_type == f32::datum_type()
-        && x.shape.as_concrete().is_some();
-    if !ok {
-        return None;
-    }
-    let w = const_values(model, node.inputs[1])?;
-    let b = const_values(model, node.inputs[2])?;
-    (w.len() == co * ci * kh * kw && b.len() == co).then_some((ci, co, (kh, kw), stride, pad, w, b))
+/// `node` when it is a `Conv` [`SmallConv`] runs.
+fn as_small_conv(model: &TypedModel, node: &TypedNode) -> Option<PlainConv> {
+    let c = plain_conv(model, node)?;
+    let ok = c.group == 1
+        && c.co.is_multiple_of(8)
+        && c.kernel != (1, 1)
+        && c.ci * c.kernel.0 * c.kernel.1 <= MAX_PATCH;
+    ok.then_some(c)
 }
 
 /// Replaces every convolution of a not-yet-decluttered `model` that
 /// [`SmallConv`] handles (with the clamp after it); returns how many it
 /// replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let found = model.eval_order()?.into_iter().find_map(|id| {
-            let (ci, co, kernel, stride, pad, w, b) = as_small_conv(model, model.node(id))?;
-            let clamp = clamp_after(model, id);
-            let last = clamp.map_or(id, |(min, ..)| min);
-            let op = SmallConv::new(
-                ci,
-                co,
-                kernel,
-                stride,
-                pad,
-                &w,
-                b,
-                clamp.map(|(_, lo, hi)| (lo, hi)),
-            );
-            Some((id, last, op))
-        });
-        let Some((id, last, op)) = found else {
-            return Ok(done);
-        };
-        let input = model.node(id).inputs[0];
-        replace(model, id, last, &[input], op?)?;
-        done += 1;
-    }
+    replace_all(model, |model, id| {
+        let c = as_small_conv(model, model.node(id))?;
+        let clamp = clamp_after(model, id);
+        let last = clamp.map_or(id, |(min, ..)| min);
+        let clamp = clamp.map(|(_, lo, hi)| (lo, hi));
+        let op = SmallConv::new(
+            c.ci, c.co, c.kernel, c.stride, c.pad, &c.weights, c.bias, clamp,
+        );
+        Some((last, vec![model.node(id).inputs[0]], op))
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::native::{const_values, f32_output, replace, same_f32s, single_bin};
+use super::native::{
+    const_values, f32_output, native_op, output_with_residual, replace_all, residual_after,
+    residual_view, same_f32s, single_bin,
+};
 
 /// Rows (tokens) per register tile.
 const MR: usize = 8;
@@ -296,24 +299,10 @@ impl Linear {
     }
 }
 
-impl Op for Linear {
-    fn name(&self) -> StaticName {
-        "EdgebindLinear".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "{} -> {} (last {} axes), residual {}",
-            self.k, self.n, self.contracted, self.residual
-        )])
-    }
-
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
+native_op!(Linear, "EdgebindLinear", |op| format!(
+    "{} -> {} (last {} axes), residual {}",
+    op.k, op.n, op.contracted, op.residual
+));
 
 impl EvalOp for Linear {
     op_out_of_plan!();
@@ -327,22 +316,8 @@ impl EvalOp for Linear {
         );
         let oshape = self.output_shape(inputs[0].shape())?;
         let x = inputs[0].try_as_plain_ram()?;
-        let res_view = match inputs.get(1) {
-            Some(t) => {
-                ensure!(
-                    t.shape() == &*oshape,
-                    "{}: residual {:?}, output {oshape:?}",
-                    self.name(),
-                    t.shape()
-                );
-                Some(t.try_as_plain_ram()?)
-            }
-            None => None,
-        };
-        let res = match &res_view {
-            Some(v) => Some(v.as_slice::<f32>()?),
-            None => None,
-        };
+        let res_view = residual_view(&self.name(), inputs.get(1), &oshape)?;
+        let res = res_view.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
         f32_output(&oshape, |out| self.run(x.as_slice::<f32>()?, res, out))
     }
 }
@@ -356,14 +331,7 @@ impl TypedOp for Linear {
             inputs[0].datum_type
         );
         let shape = self.output_shape(&inputs[0].shape.to_tvec())?;
-        if self.residual {
-            ensure!(
-                inputs.len() == 2 && inputs[1].shape.iter().eq(shape.iter()),
-                "{}: residual shape",
-                self.name()
-            );
-        }
-        Ok(tvec!(f32::fact(shape)))
+        output_with_residual(&self.name(), self.residual, inputs, shape)
     }
 
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -418,43 +386,32 @@ fn as_linear(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize, usiz
 /// handles (with the bias and residual adds after it); returns how many it
 /// replaced.
 pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let found = model.eval_order()?.into_iter().find_map(|id| {
-            let (k, n, c, w) = as_linear(model, model.node(id))?;
-            let shape = model.outlet_fact(OutletId::new(id, 0)).ok()?.shape.clone();
-            let same = |o: OutletId| model.outlet_fact(o).is_ok_and(|f| f.shape == shape);
-            // The bias: a constant of n values broadcast along the last axis.
-            let bias = single_bin(model, id, "Add").and_then(|add| {
-                let other = *add.inputs.iter().find(|o| o.node != id)?;
-                let f = model.outlet_fact(other).ok()?;
-                let last_only = f.shape.iter().rev().skip(1).all(|d| *d == 1.to_dim());
-                let values = const_values(model, other)?;
-                (same(add.id.into()) && last_only && values.len() == n).then_some((add.id, values))
-            });
-            let mut last = bias.as_ref().map_or(id, |(add, _)| *add);
-            let residual = single_bin(model, last, "Add").and_then(|add| {
-                let other = *add.inputs.iter().find(|o| o.node != last)?;
-                (same(other)
-                    && same(add.id.into())
-                    && model.outlet_fact(other).ok()?.konst.is_none())
-                .then_some((add.id, other))
-            });
-            let mut inputs = vec![model.node(id).inputs[0]];
-            if let Some((add, other)) = residual {
-                last = add;
-                inputs.push(other);
-            }
-            let bias = bias.map_or_else(|| vec![0.0; n], |(_, b)| b);
-            let op = Linear::new(k, n, c, &w, bias, residual.is_some());
-            Some((id, last, inputs, op))
+    replace_all(model, |model, id| {
+        let (k, n, c, w) = as_linear(model, model.node(id))?;
+        let shape = &model.outlet_fact(OutletId::new(id, 0)).ok()?.shape;
+        // The bias: a constant of n values broadcast along the last axis.
+        let bias = single_bin(model, id, "Add").and_then(|add| {
+            let other = *add.inputs.iter().find(|o| o.node != id)?;
+            let f = model.outlet_fact(other).ok()?;
+            let last_only = f.shape.iter().rev().skip(1).all(|d| *d == 1.to_dim());
+            let same = model.outlet_fact(add.id.into()).ok()?.shape == *shape;
+            let values = const_values(model, other)?;
+            (same && last_only && values.len() == n).then_some((add.id, values))
         });
-        let Some((id, last, inputs, op)) = found else {
-            return Ok(done);
-        };
-        replace(model, id, last, &inputs, op?)?;
-        done += 1;
-    }
+        let mut last = bias.as_ref().map_or(id, |(add, _)| *add);
+        let residual = residual_after(model, last);
+        let mut inputs = vec![model.node(id).inputs[0]];
+        if let Some((add, other)) = residual {
+            last = add;
+            inputs.push(other);
+        }
+        let bias = bias.map_or_else(|| vec![0.0; n], |(_, b)| b);
+        Some((
+            last,
+            inputs,
+            Linear::new(k, n, c, &w, bias, residual.is_some()),
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,70 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// `impl Op` for one of edgebind's ops: its name, one line of info (`$info`,
+/// with `$s` bound to the op), and rounding-level validation (results differ
+/// from tract's by float rounding only).
+macro_rules! native_op {
+    ($ty:ty, $name:literal, |$s:ident| $info:expr) => {
+        impl Op for $ty {
+            fn name(&self) -> StaticName {
+                $name.into()
+            }
+
+            fn info(&self) -> TractResult<Vec<String>> {
+                let $s = self;
+                Ok(vec![$info])
+            }
+
+            fn validation(&self) -> Validation {
+                Validation::Rounding
+            }
+
+            op_as_typed_op!();
+        }
+    };
+}
+pub(crate) use native_op;
+
+/// The optional residual input of op `name` whose output has `shape`,
+/// checked and viewed.
+pub(crate) fn residual_view<'a>(
+    name: &str,
+    input: Option<&'a TValue>,
+    shape: &[usize],
+) -> TractResult<Option<tract_onnx::prelude::tract_data::prelude::PlainView<'a>>> {
+    input
+        .map(|t| {
+            ensure!(
+                t.shape() == shape,
+                "{name}: residual {:?}, output {shape:?}",
+                t.shape()
+            );
+            t.try_as_plain_ram()
+        })
+        .transpose()
+}
+
+/// The f32 output fact of `shape` for op `name`, after checking its
+/// residual input (the second), if it has one, has that shape too.
+pub(crate) fn output_with_residual(
+    name: &str,
+    residual: bool,
+    inputs: &[&TypedFact],
+    shape: TVec<TDim>,
+) -> TractResult<TVec<TypedFact>> {
+    if residual {
+        ensure!(
+            inputs.len() == 2 && inputs[1].shape.iter().eq(shape.iter()),
+            "{name}: residual {:?}, output {shape:?}",
+            inputs.get(1).map(|f| &f.shape)
+        );
+    }
+    Ok(tvec!(f32::fact(shape)))
+}
 
 /// Equal float parameters, bit for bit (ops must be `Eq` for tract).
 pub(crate) fn same_f32s(a: &[f32], b: &[f32]) -> bool {
@@ -87,7 +151,7 @@ pub(crate) fn clamp_after(model: &TypedModel, id: usize) -> Option<(usize, f32, 
 /// Replaces the chain from node `first` to node `last` (their output) by
 /// `op` on `inputs`, then drops the dead nodes so the next scan does not see
 /// them.
-pub(crate) fn replace(
+fn replace(
     model: &mut TypedModel,
     first: usize,
     last: usize,
@@ -103,6 +167,106 @@ pub(crate) fn replace(
     patch.shunt_outside(model, OutletId::new(last, 0), y)?;
     patch.apply(model)?;
     model.compact()
+}
+
+/// Applies a rewrite until nothing matches: `find` looks at node `id` and
+/// returns the chain it replaces (from `id` to the returned last node), the
+/// new op's inputs and the op; returns how many chains it replaced.
+pub(crate) fn replace_all<O: Into<Box<dyn TypedOp>>>(
+    model: &mut TypedModel,
+    find: impl Fn(&TypedModel, usize) -> Option<(usize, Vec<OutletId>, TractResult<O>)>,
+) -> TractResult<usize> {
+    let mut done = 0;
+    loop {
+        let found = model
+            .eval_order()?
+            .into_iter()
+            .find_map(|id| find(model, id).map(|(last, inputs, op)| (id, last, inputs, op)));
+        let Some((first, last, inputs, op)) = found else {
+            return Ok(done);
+        };
+        replace(model, first, last, &inputs, op?)?;
+        done += 1;
+    }
+}
+
+/// `Some((add node, other input))` when `last`'s only consumer adds a
+/// non-constant tensor of `last`'s shape (a residual connection) and the
+/// sum keeps that shape.
+pub(crate) fn residual_after(model: &TypedModel, last: usize) -> Option<(usize, OutletId)> {
+    let shape = &model.outlet_fact(OutletId::new(last, 0)).ok()?.shape;
+    let add = single_bin(model, last, "Add")?;
+    let other = *add.inputs.iter().find(|o| o.node != last)?;
+    let fact = model.outlet_fact(other).ok()?;
+    (fact.shape == *shape
+        && fact.konst.is_none()
+        && model.outlet_fact(add.id.into()).ok()?.shape == *shape)
+        .then_some((add.id, other))
+}
+
+/// A `Conv` node in the form edgebind's convolution kernels take: f32 (not
+/// quantised), channel-first input of a concrete shape, OIHW weights and a
+/// bias, both constant, a 2-D kernel, no dilation, explicit or no padding.
+pub(crate) struct PlainConv {
+    pub ci: usize,
+    pub co: usize,
+    pub group: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    /// top, left, bottom, right.
+    pub pad: [usize; 4],
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// `node` as a [`PlainConv`], if it is one.
+pub(crate) fn plain_conv(model: &TypedModel, node: &TypedNode) -> Option<PlainConv> {
+    let conv = node.op_as::<Conv>()?;
+    let spec = &conv.pool_spec;
+    let x = model.outlet_fact(node.inputs[0]).ok()?;
+    let &[kh, kw] = spec.kernel_shape.as_slice() else {
+        return None;
+    };
+    let stride = match spec.strides.as_deref() {
+        None => (1, 1),
+        Some(&[a, b]) => (a, b),
+        _ => return None,
+    };
+    let pad = match &spec.padding {
+        PaddingSpec::Valid => [0; 4],
+        PaddingSpec::Explicit(b, a) if b.len() == 2 && a.len() == 2 => [b[0], b[1], a[0], a[1]],
+        _ => return None,
+    };
+    let ok = conv.q_params.is_none()
+        && node.inputs.len() == 3
+        && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
+        && conv.kernel_fmt == KernelFormat::OIHW
+        && spec
+            .dilations
+            .as_ref()
+            .is_none_or(|d| d.iter().all(|&d| d == 1))
+        && x.datum_type == f32::datum_type()
+        && x.shape.as_concrete().is_some();
+    if !ok {
+        return None;
+    }
+    let (ci, co, group) = (spec.input_channels, spec.output_channels, conv.group);
+    let weights = const_values(model, node.inputs[1])?;
+    let bias = const_values(model, node.inputs[2])?;
+    let sizes = group > 0
+        && ci.is_multiple_of(group)
+        && weights.len() == co * ci / group * kh * kw
+        && bias.len() == co;
+    sizes.then_some(PlainConv {
+        ci,
+        co,
+        group,
+        kernel: (kh, kw),
+        stride,
+        pad,
+        weights,
+        bias,
+    })
 }
 
 /// Checks an op's input fact: f32, `[C, H, W]` or `[N, C, H, W]` with
