@@ -149,7 +149,8 @@ impl TractEncoder {
     }
 
     /// How many nodes of the plan run edgebind's own kernels
-    /// ([`super::conv1x1`], [`super::dwconv`]) instead of tract's; 0 for
+    /// ([`super::conv1x1`], [`super::dwconv`], [`super::im2col`]) instead of
+    /// tract's; 0 for
     /// [`TractEncoder::load_stock`].
     pub fn native_nodes(&self) -> usize {
         self.native_nodes
