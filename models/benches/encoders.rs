@@ -30,17 +30,22 @@ use edgebind_models::text::{TextTower, default_dir};
 use serde_json::json;
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
 
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
+fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
 }
 
 /// With `--features tensorrt` and `ORT_DYLIB_PATH` naming a
@@ -67,56 +72,51 @@ fn interleaved_with_ort(
     // (ONNX Runtime's intra-op workers, rayon's) and take the cores from the
     // other side's next run (tract measured 9.9-15.3 ms at 2 threads
     // interleaved vs 6.0-7.9 alone), so 2-thread figures stay sequential.
-    for threads in [1usize] {
-        let opts = BackendOptions {
-            threads,
-            max_batch: 8,
-        };
-        let tract = TractEncoder::load(zoo, &opts).unwrap();
-        let ort = match TensorRtEncoder::load(zoo, &opts, &TensorRtOptions::default()) {
-            Ok(e) => e,
-            Err(e) => {
-                println!("interleaved tract / ONNX Runtime skipped: {e}");
-                return;
-            }
-        };
-        for batch in [1, 8] {
-            let items = vec![img.clone(); batch];
-            let time = |enc: &dyn Encoder| {
-                let t = Instant::now();
-                black_box(enc.encode(&items).unwrap());
-                t.elapsed().as_secs_f64() * 1e3
-            };
-            time(&tract);
-            time(&ort);
-            let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
-            for round in 0..rounds {
-                // Alternate which goes first.
-                let (x, y) = if round % 2 == 0 {
-                    let x = time(&tract);
-                    (x, time(&ort))
-                } else {
-                    let y = time(&ort);
-                    (time(&tract), y)
-                };
-                a.push(x);
-                b.push(y);
-                r.push(x / y);
-            }
-            let med = |v: &mut Vec<f64>| {
-                v.sort_by(|p, q| p.total_cmp(q));
-                v[v.len() / 2]
-            };
-            let (ma, mb, mr) = (med(&mut a), med(&mut b), med(&mut r));
-            println!(
-                "image anchor, interleaved in one process ({rounds} rounds), {threads} thread(s), batch {batch}: tract {:.2} ms, ONNX Runtime {:.2} ms per image; ratio of medians {:.2}, median per-round ratio {mr:.2}",
-                ma / batch as f64,
-                mb / batch as f64,
-                ma / mb
-            );
-            figures.push(("image_anchor_ab", threads, batch, ma));
-            figures.push(("image_anchor_ab_ort", threads, batch, mb));
+    let threads = 1;
+    let opts = BackendOptions {
+        threads,
+        max_batch: 8,
+    };
+    let tract = TractEncoder::load(zoo, &opts).unwrap();
+    let ort = match TensorRtEncoder::load(zoo, &opts, &TensorRtOptions::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            println!("interleaved tract / ONNX Runtime skipped: {e}");
+            return;
         }
+    };
+    for batch in [1, 8] {
+        let items = vec![img.clone(); batch];
+        let time = |enc: &dyn Encoder| {
+            let t = Instant::now();
+            black_box(enc.encode(&items).unwrap());
+            t.elapsed().as_secs_f64() * 1e3
+        };
+        time(&tract);
+        time(&ort);
+        let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
+        for round in 0..rounds {
+            // Alternate which goes first.
+            let (x, y) = if round % 2 == 0 {
+                let x = time(&tract);
+                (x, time(&ort))
+            } else {
+                let y = time(&ort);
+                (time(&tract), y)
+            };
+            a.push(x);
+            b.push(y);
+            r.push(x / y);
+        }
+        let (ma, mb, mr) = (median(a), median(b), median(r));
+        println!(
+            "image anchor, interleaved in one process ({rounds} rounds), {threads} thread(s), batch {batch}: tract {:.2} ms, ONNX Runtime {:.2} ms per image; ratio of medians {:.2}, median per-round ratio {mr:.2}",
+            ma / batch as f64,
+            mb / batch as f64,
+            ma / mb
+        );
+        figures.push(("image_anchor_ab", threads, batch, ma));
+        figures.push(("image_anchor_ab_ort", threads, batch, mb));
     }
 }
 

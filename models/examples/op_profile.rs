@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use edgebind_models::backend::{attention, conv1x1, dwconv, im2col, linear};
+use edgebind_models::backend::{fuse_convolutions, fuse_transformer};
 use edgebind_models::text::default_dir;
 use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
@@ -98,8 +98,7 @@ fn build(a: &Args) -> TractResult<(std::sync::Arc<TypedSimplePlan>, TVec<TValue>
             .into_typed()?
             .into_decluttered()?;
         if !a.stock {
-            linear::fuse(&mut typed)?;
-            attention::fuse(&mut typed)?;
+            fuse_transformer(&mut typed)?;
         }
         let mut subs = HashMap::new();
         let ins = typed.input_outlets()?.to_vec();
@@ -147,10 +146,7 @@ fn build(a: &Args) -> TractResult<(std::sync::Arc<TypedSimplePlan>, TVec<TValue>
     model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape.clone()))?;
     let mut typed = model.into_typed()?;
     if !a.stock {
-        // Before declutter, as the tract backend does.
-        conv1x1::fuse(&mut typed)?;
-        dwconv::fuse(&mut typed)?;
-        im2col::fuse(&mut typed)?;
+        fuse_convolutions(&mut typed)?;
     }
     let plan = typed.into_optimized()?.into_runnable()?;
     let n: usize = shape.iter().product();

@@ -45,7 +45,6 @@
 //! lock, so other threads keep embedding meanwhile.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,7 +55,8 @@ use tokenizers::{
 };
 use tract_onnx::prelude::*;
 
-use crate::backend::{attention, linear};
+use crate::backend::fuse_transformer;
+use crate::backend::tract::guarded;
 use crate::onnx::ModelError;
 use crate::space::Embedding;
 
@@ -218,26 +218,19 @@ impl TextTower {
             path: graph.clone(),
             source,
         })?;
-        let (typed, plan, native_nodes) = catch_unwind(AssertUnwindSafe(|| {
+        let (typed, plan, native_nodes) = guarded(&graph, "preparing the text tower", || {
             let mut typed = tract_onnx::onnx()
                 .model_for_path(&absolute)?
                 .into_typed()?
                 .into_decluttered()?;
             let native_nodes = if native {
-                linear::fuse(&mut typed)? + attention::fuse(&mut typed)?
+                fuse_transformer(&mut typed)?
             } else {
                 0
             };
             let plan = typed.clone().into_optimized()?.into_runnable()?;
             TractResult::Ok((typed, plan, native_nodes))
-        }))
-        .map_err(|_| {
-            err(
-                &graph,
-                "tract panicked while preparing the text tower".into(),
-            )
-        })?
-        .map_err(|e| err(&graph, format!("{e:#}")))?;
+        })?;
         // The batch and sequence symbols, if every input is [batch, sequence].
         let symbols = typed.input_outlets().ok().and_then(|outs| {
             let shapes = outs
@@ -391,16 +384,10 @@ impl TextTower {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f`, turning its error or panic into a [`ModelError`].
+    /// Runs `f`, turning its error or panic into a [`ModelError`] naming
+    /// the graph file.
     fn guard<T>(&self, what: &str, f: impl FnOnce() -> TractResult<T>) -> Result<T, ModelError> {
-        let err = |detail: String| ModelError::Backend {
-            path: self.path.clone(),
-            backend: "tract",
-            detail,
-        };
-        catch_unwind(AssertUnwindSafe(f))
-            .map_err(|_| err(format!("tract panicked while {what} the text tower")))?
-            .map_err(|e| err(format!("{e:#}")))
+        guarded(&self.path, &format!("{what} the text tower"), f)
     }
 
     /// Runs the graph on `feed` (`shape` = `(batch, tokens)`) with the plan

@@ -21,10 +21,9 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 
-use super::native::{const_values, f32_output, native_op, replace_all, single_bin};
+use super::native::{const_values, einsum_labels, f32_output, native_op, replace_all, single_bin};
 
 /// softmax(`q k^T * scale + mask`) `v` per (item, head).
 #[derive(Debug, Clone)]
@@ -406,24 +405,16 @@ impl TypedOp for Attention {
     as_op!();
 }
 
-/// Label strings of a 2-input f32 einsum.
-fn einsum_labels(node: &TypedNode) -> Option<[Vec<char>; 3]> {
-    let op = node.op_as::<EinSum>()?;
-    if op.q_params.is_some() || op.operating_dt != f32::datum_type() || node.inputs.len() != 2 {
-        return None;
-    }
-    let (ins, outs) = op.axes.to_strs();
-    let [a, b, o] = [&ins[0], &ins[1], &outs[0]].map(|s| s.chars().collect::<Vec<_>>());
-    let distinct = |v: &[char]| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x));
-    (a.len() == 4 && b.len() == 4 && o.len() == 4 && distinct(&a) && distinct(&b) && distinct(&o))
-        .then_some([a, b, o])
+/// Labels of a 2-input f32 einsum of rank-4 tensors.
+fn einsum4(node: &TypedNode) -> Option<[Vec<char>; 3]> {
+    einsum_labels(node).filter(|l| l.iter().all(|v| v.len() == 4))
 }
 
 /// `(last node, [q, k, v, mask], scale)` for the attention core starting at
 /// einsum `id`.
 fn as_attention(model: &TypedModel, id: usize) -> Option<(usize, [OutletId; 4], f32)> {
     // q [B S H D], k [B T H D] -> [B H S T]
-    let [q, k, o] = einsum_labels(model.node(id))?;
+    let [q, k, o] = einsum4(model.node(id))?;
     let scores = q[0] == k[0]
         && o == [q[0], q[2], q[1], k[1]]
         && k[2] == q[2]
@@ -455,7 +446,7 @@ fn as_attention(model: &TypedModel, id: usize) -> Option<(usize, [OutletId; 4], 
         return None;
     }
     // p [B H S T], v [B T H D] -> [B S H D]
-    let [p, v, c] = einsum_labels(ctx)?;
+    let [p, v, c] = einsum4(ctx)?;
     let context = p[0] == v[0] && v[1] == p[3] && v[2] == p[1] && c == [p[0], p[2], p[1], v[3]];
     let outputs = &model.outputs;
     let internal = [id, at, add.id, softmax_node.id]
@@ -498,6 +489,7 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
 mod tests {
     use super::super::native::test_util::{max_diff, noise, run};
     use super::*;
+    use tract_onnx::tract_core::ops::einsum::EinSum;
     use tract_onnx::tract_core::ops::math;
 
     /// The definition in f64.

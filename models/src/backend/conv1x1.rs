@@ -30,8 +30,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::native::{
-    channel_first_input, clamp_after, f32_output, native_op, output_with_residual, plain_conv,
-    replace_all, residual_after, residual_view, same_clamp, same_f32s,
+    channel_first_input, clamp_after, f32_output, inputs_with_residual, native_op,
+    output_with_residual, plain_conv, replace_all, residual_after, same_clamp, same_f32s,
 };
 
 /// Output rows per register tile.
@@ -422,13 +422,7 @@ impl EvalOp for Conv1x1 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(
-            inputs.len() == 1 + self.residual as usize,
-            "{}: {} inputs",
-            self.name(),
-            inputs.len()
-        );
-        let shape = inputs[0].shape();
+        let shape = inputs.first().map(|t| t.shape()).unwrap_or_default();
         let r = shape.len();
         ensure!(
             r >= 3 && shape[r - 3] == self.ci,
@@ -438,9 +432,8 @@ impl EvalOp for Conv1x1 {
         let hw = shape[r - 2] * shape[r - 1];
         let mut oshape: TVec<usize> = shape.into();
         oshape[r - 3] = self.co;
-        let x = inputs[0].try_as_plain_ram()?;
-        let res_view = residual_view(&self.name(), inputs.get(1), &oshape)?;
-        let res = res_view.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
+        let (x, res) = inputs_with_residual(&self.name(), &inputs, self.residual, &oshape)?;
+        let res = res.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
         f32_output(&oshape, |out| self.run(x.as_slice::<f32>()?, res, hw, out))
     }
 }

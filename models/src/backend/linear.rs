@@ -27,11 +27,10 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::native::{
-    const_values, f32_output, native_op, output_with_residual, replace_all, residual_after,
-    residual_view, same_f32s, single_bin,
+    const_values, einsum_labels, f32_output, inputs_with_residual, native_op, output_with_residual,
+    replace_all, residual_after, same_f32s, single_bin,
 };
 
 /// Rows (tokens) per register tile.
@@ -308,16 +307,10 @@ impl EvalOp for Linear {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(
-            inputs.len() == 1 + self.residual as usize,
-            "{}: {} inputs",
-            self.name(),
-            inputs.len()
-        );
-        let oshape = self.output_shape(inputs[0].shape())?;
-        let x = inputs[0].try_as_plain_ram()?;
-        let res_view = residual_view(&self.name(), inputs.get(1), &oshape)?;
-        let res = res_view.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
+        let first = inputs.first().map(|t| t.shape()).unwrap_or_default();
+        let oshape = self.output_shape(first)?;
+        let (x, res) = inputs_with_residual(&self.name(), &inputs, self.residual, &oshape)?;
+        let res = res.as_ref().map(|v| v.as_slice::<f32>()).transpose()?;
         f32_output(&oshape, |out| self.run(x.as_slice::<f32>()?, res, out))
     }
 }
@@ -348,19 +341,11 @@ impl TypedOp for Linear {
 /// `(k, n, contracted, weights [k, n])` when `node` is an f32 `EinSum`
 /// `...c,cn->...n` with constant weights and `n` a multiple of 16.
 fn as_linear(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize, usize, Vec<f32>)> {
-    let op = node.op_as::<EinSum>()?;
-    if op.q_params.is_some() || op.operating_dt != f32::datum_type() || node.inputs.len() != 2 {
-        return None;
-    }
-    let (ins, outs) = op.axes.to_strs();
-    let [a, w, o] = [&ins[0], &ins[1], &outs[0]].map(|s| s.chars().collect::<Vec<_>>());
+    let [a, w, o] = einsum_labels(node)?;
     let c = w.len().checked_sub(1)?;
     let lead = a.len().checked_sub(c)?;
-    let distinct = |v: &[char]| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x));
     let shaped = c > 0
         && lead > 0
-        && distinct(&a)
-        && distinct(&w)
         && a[lead..] == w[..c]
         && o.len() == lead + 1
         && o[..lead] == a[..lead]
@@ -418,6 +403,7 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
 mod tests {
     use super::super::native::test_util::{max_diff, noise, run};
     use super::*;
+    use tract_onnx::tract_core::ops::einsum::EinSum;
     use tract_onnx::tract_core::ops::math;
 
     /// The definition in f64.

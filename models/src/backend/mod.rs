@@ -25,6 +25,25 @@ pub(crate) mod native;
 pub mod tensorrt;
 pub mod tract;
 
+/// edgebind's convolution kernels put in place of tract's on a typed model
+/// *not yet decluttered* (while ONNX convolutions are still `Conv` nodes;
+/// declutter turns 1x1 ones into matrix products): [`conv1x1`], [`dwconv`],
+/// [`im2col`], in that order. Returns how many nodes they replaced.
+pub fn fuse_convolutions(
+    model: &mut tract_onnx::prelude::TypedModel,
+) -> tract_onnx::prelude::TractResult<usize> {
+    Ok(conv1x1::fuse(model)? + dwconv::fuse(model)? + im2col::fuse(model)?)
+}
+
+/// edgebind's transformer kernels put in place of tract's on a *decluttered*
+/// typed model: [`linear`] (dense layers), then [`attention`] (attention
+/// cores). Returns how many nodes they replaced.
+pub fn fuse_transformer(
+    model: &mut tract_onnx::prelude::TypedModel,
+) -> tract_onnx::prelude::TractResult<usize> {
+    Ok(linear::fuse(model)? + attention::fuse(model)?)
+}
+
 /// Backend settings (from the daemon's config).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
+use tract_onnx::prelude::tract_data::prelude::PlainView;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::ensure;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// `impl Op` for one of edgebind's ops: its name, one line of info (`$info`,
@@ -37,14 +39,21 @@ macro_rules! native_op {
 }
 pub(crate) use native_op;
 
-/// The optional residual input of op `name` whose output has `shape`,
-/// checked and viewed.
-pub(crate) fn residual_view<'a>(
+/// The inputs of op `name` that takes `x` and, when `residual`, a tensor
+/// of the output's `shape` added last: both checked and viewed.
+pub(crate) fn inputs_with_residual<'a>(
     name: &str,
-    input: Option<&'a TValue>,
+    inputs: &'a [TValue],
+    residual: bool,
     shape: &[usize],
-) -> TractResult<Option<tract_onnx::prelude::tract_data::prelude::PlainView<'a>>> {
-    input
+) -> TractResult<(PlainView<'a>, Option<PlainView<'a>>)> {
+    ensure!(
+        inputs.len() == 1 + residual as usize,
+        "{name}: {} inputs",
+        inputs.len()
+    );
+    let res = inputs
+        .get(1)
         .map(|t| {
             ensure!(
                 t.shape() == shape,
@@ -53,7 +62,21 @@ pub(crate) fn residual_view<'a>(
             );
             t.try_as_plain_ram()
         })
-        .transpose()
+        .transpose()?;
+    Ok((inputs[0].try_as_plain_ram()?, res))
+}
+
+/// The axis labels `[first input, second input, output]` of an f32,
+/// not quantised, two-input `EinSum`, each with no repeated label.
+pub(crate) fn einsum_labels(node: &TypedNode) -> Option<[Vec<char>; 3]> {
+    let op = node.op_as::<EinSum>()?;
+    if op.q_params.is_some() || op.operating_dt != f32::datum_type() || node.inputs.len() != 2 {
+        return None;
+    }
+    let (ins, outs) = op.axes.to_strs();
+    let labels = [&ins[0], &ins[1], &outs[0]].map(|s| s.chars().collect::<Vec<_>>());
+    let distinct = |v: &[char]| v.iter().enumerate().all(|(i, x)| !v[..i].contains(x));
+    labels.iter().all(|v| distinct(v)).then_some(labels)
 }
 
 /// The f32 output fact of `shape` for op `name`, after checking its

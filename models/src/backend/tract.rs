@@ -69,7 +69,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 /// Runs `f` (tract work on the model at `path`), turning its error or panic
 /// into a backend error naming the file; `doing` completes "tract panicked
 /// while ...".
-fn guarded<T>(
+pub(crate) fn guarded<T>(
     path: &Path,
     doing: &str,
     f: impl FnOnce() -> TractResult<T>,
@@ -263,11 +263,7 @@ fn build(
     let mut typed = model.into_typed()?;
     let mut native_nodes = 0;
     if native {
-        // Before declutter, while ONNX convolutions are still `Conv` nodes
-        // (declutter turns 1x1 ones into matrix products).
-        native_nodes = super::conv1x1::fuse(&mut typed)?
-            + super::dwconv::fuse(&mut typed)?
-            + super::im2col::fuse(&mut typed)?;
+        native_nodes = super::fuse_convolutions(&mut typed)?;
     }
     Ok((typed.into_optimized()?.into_runnable()?, native_nodes))
 }
