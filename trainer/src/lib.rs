@@ -12,9 +12,11 @@
 //! windowing and models preprocessing; [`bind`] trains a plan's edges with
 //! cached anchor embeddings and [`augment`]ations.
 
+pub mod alloc;
 pub mod augment;
 pub mod bind;
 pub mod checkpoint;
+pub mod conv;
 pub mod data;
 pub mod eval;
 pub mod export;

@@ -118,6 +118,7 @@ enum PlanCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    edgebind_trainer::alloc::keep_freed_memory();
     match cli.command {
         Command::Plan {
             command: PlanCommand::Check { file },

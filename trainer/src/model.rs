@@ -458,7 +458,12 @@ impl ConvGelu {
 
     /// `[B, in, H, W]` -> `[B, out, H / 2, W / 2]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(self.w.as_tensor(), 1, 2, 1, 1)?;
+        let g = crate::conv::Geometry {
+            k: 3,
+            stride: 2,
+            pad: 1,
+        };
+        let y = crate::conv::conv2d(x, self.w.as_tensor(), g)?;
         let b = self.b.as_tensor().reshape((1, (), 1, 1))?;
         y.broadcast_add(&b)?.gelu_erf()
     }
