@@ -8,7 +8,7 @@
 //! ([`Im2Col`], rows = output pixels, columns = `(channel, ky, kx)` in the
 //! weight's own order), the convolution is one `[B*Ho*Wo, C*k*k] x [C*k*k,
 //! out]` product (gemm, forward and both gradients), and the input gradient
-//! scatters the patch gradients back ([`col2im`]). Same arithmetic as the
+//! scatters the patch gradients back (`Col2Im`). Same arithmetic as the
 //! exported ONNX `Conv`, summed in another order (differences ~1e-7).
 //! CUDA keeps candle's `conv2d`.
 
@@ -33,15 +33,15 @@ impl Geometry {
 }
 
 /// `[B, C, H, W]` (contiguous f32) -> `[B * Ho * Wo, C * k * k]` patches,
-/// zeros where the kernel hangs over the padding. Backward: [`col2im`].
+/// zeros where the kernel hangs over the padding. Backward: `Col2Im`.
 #[derive(Debug, Clone, Copy)]
 pub struct Im2Col {
     /// The convolution.
     pub g: Geometry,
 }
 
-/// Calls `f(row, col, input index or None)` for every patch element, in
-/// row-major order of the `[B*Ho*Wo, C*k*k]` matrix.
+/// Calls `f(o, input index or None)` for every patch element, `o` its flat
+/// index in the row-major `[B*Ho*Wo, C*k*k]` matrix (`None`: padding).
 fn for_each_tap(dims: [usize; 4], g: Geometry, mut f: impl FnMut(usize, Option<usize>)) {
     let [b, c, h, w] = dims;
     let (ho, wo) = (g.out(h), g.out(w));
@@ -103,35 +103,36 @@ impl CustomOp1 for Im2Col {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(col2im(&grad.contiguous()?, arg.dims(), self.g)?))
+        let col2im = Col2Im {
+            dims: dims4(arg.shape(), "im2col backward")?,
+            g: self.g,
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&col2im)?))
     }
 }
 
 /// The input gradient of [`Im2Col`]: patch gradients `[B*Ho*Wo, C*k*k]`
 /// summed back into `[B, C, H, W]` (`dims`).
-pub fn col2im(grad: &Tensor, dims: &[usize], g: Geometry) -> Result<Tensor> {
-    struct Col2Im {
-        dims: [usize; 4],
-        g: Geometry,
+struct Col2Im {
+    dims: [usize; 4],
+    g: Geometry,
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
     }
-    impl CustomOp1 for Col2Im {
-        fn name(&self) -> &'static str {
-            "col2im"
-        }
-        fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-            let gc = f32_slice(s, l, "col2im")?;
-            let n: usize = self.dims.iter().product();
-            let mut out = vec![0f32; n];
-            for_each_tap(self.dims, self.g, |o, src| {
-                if let Some(i) = src {
-                    out[i] += gc[o];
-                }
-            });
-            Ok((CpuStorage::F32(out), Shape::from(self.dims.to_vec())))
-        }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let gc = f32_slice(s, l, "col2im")?;
+        let mut out = vec![0f32; self.dims.iter().product()];
+        for_each_tap(self.dims, self.g, |o, src| {
+            if let Some(i) = src {
+                out[i] += gc[o];
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from(self.dims.to_vec())))
     }
-    let dims = dims4(&Shape::from(dims.to_vec()), "col2im")?;
-    grad.apply_op1_no_bwd(&Col2Im { dims, g })
 }
 
 /// `x [B, C, H, W]` convolved with `w [O, C, k, k]` (no bias): im2col + gemm
@@ -153,20 +154,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, g: Geometry) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::Rng;
     use candle_core::{Device, Var};
 
     fn rand(dims: &[usize], seed: u64) -> Tensor {
-        let mut s = seed;
-        let n: usize = dims.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+        crate::params::randn(&mut Rng::new(seed), dims, &Device::Cpu).unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

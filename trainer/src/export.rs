@@ -17,7 +17,7 @@ use edgebind_models::contract::{CONTRACT_KEY, Contract};
 use prost::Message as _;
 use tract_onnx::pb;
 
-use crate::model::{Attention, Encoder, LayerNorm, Linear};
+use crate::model::{Attention, ConvGelu, Encoder, LayerNorm, Linear};
 
 /// Graph under construction.
 struct Graph {
@@ -267,6 +267,8 @@ pub fn to_onnx(enc: &Encoder, contract: &Contract) -> anyhow::Result<pb::ModelPr
             ],
         );
         let mut x = g.node("Reshape", &[&input, &folded], vec![]);
+        let cg = ConvGelu::GEOMETRY;
+        let (k, st, pad) = (cg.k as i64, cg.stride as i64, cg.pad as i64);
         for (i, c) in enc.convs.iter().enumerate() {
             let w = g.var(&format!("conv.{i}.w"), &c.w)?;
             let b = g.var(&format!("conv.{i}.b"), &c.b)?;
@@ -274,9 +276,9 @@ pub fn to_onnx(enc: &Encoder, contract: &Contract) -> anyhow::Result<pb::ModelPr
                 "Conv",
                 &[&x, &w, &b],
                 vec![
-                    attr_ints("kernel_shape", &[3, 3]),
-                    attr_ints("strides", &[2, 2]),
-                    attr_ints("pads", &[1, 1, 1, 1]),
+                    attr_ints("kernel_shape", &[k, k]),
+                    attr_ints("strides", &[st, st]),
+                    attr_ints("pads", &[pad, pad, pad, pad]),
                 ],
             );
             x = g.gelu(&x);

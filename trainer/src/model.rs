@@ -435,6 +435,13 @@ pub struct ConvGelu {
 }
 
 impl ConvGelu {
+    /// 3x3, stride 2, padding 1 (the export writes the same `Conv`).
+    pub const GEOMETRY: crate::conv::Geometry = crate::conv::Geometry {
+        k: 3,
+        stride: 2,
+        pad: 1,
+    };
+
     fn new(
         ps: &mut ParamSet,
         name: &str,
@@ -458,12 +465,7 @@ impl ConvGelu {
 
     /// `[B, in, H, W]` -> `[B, out, H / 2, W / 2]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = crate::conv::Geometry {
-            k: 3,
-            stride: 2,
-            pad: 1,
-        };
-        let y = crate::conv::conv2d(x, self.w.as_tensor(), g)?;
+        let y = crate::conv::conv2d(x, self.w.as_tensor(), Self::GEOMETRY)?;
         let b = self.b.as_tensor().reshape((1, (), 1, 1))?;
         y.broadcast_add(&b)?.gelu_erf()
     }
