@@ -46,7 +46,7 @@ use crate::prompts::Prompts;
 use crate::student::Student;
 
 /// Options of a `bind` run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BindOptions {
     /// Continue from checkpoints and skip finished edges.
     pub resume: bool,
@@ -59,6 +59,20 @@ pub struct BindOptions {
     /// of the whole plan, so disjoint subsets run in parallel give the same
     /// encoders as one run; the summary is then `bind-<names>.json`.
     pub only: Vec<String>,
+    /// Where the learners train (`cpu`, `cuda:N`; see [`crate::device`]).
+    pub device: Device,
+}
+
+impl Default for BindOptions {
+    fn default() -> Self {
+        BindOptions {
+            resume: false,
+            quiet: false,
+            stop_after: None,
+            only: Vec::new(),
+            device: Device::Cpu,
+        }
+    }
 }
 
 /// One point of a loss curve.
@@ -134,7 +148,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         None => None,
     };
     let space = plan.file.space.clone();
-    let dev = Device::Cpu;
+    let dev = opts.device.clone();
 
     // Every sensor modality of the tree, with the preprocessing its encoder
     // (or the frozen root's contract) needs.

@@ -18,6 +18,7 @@ pub mod bind;
 pub mod checkpoint;
 pub mod conv;
 pub mod data;
+pub mod device;
 pub mod eval;
 pub mod export;
 pub mod har;

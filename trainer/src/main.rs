@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use candle_core::Device;
 use clap::{Parser, Subcommand};
 use edgebind_models::contract::ContractModality;
 use edgebind_trainer::bind::BindOptions;
@@ -59,6 +58,10 @@ enum Command {
         /// half the time on two cores. Their anchors must already be trained.
         #[arg(long, value_name = "EDGES", value_delimiter = ',')]
         only: Vec<String>,
+        /// Where the learners train: `cpu`, or `cuda` / `cuda:N` (needs a build
+        /// with `--features cuda`). Anchors and data stay on the CPU.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Evaluate exported encoders on a held-out recording: zero-shot top-1
     /// per modality against text prompts, cross-modal retrieval (R@1, R@5),
@@ -101,6 +104,9 @@ enum Command {
         /// Timed steps per encoder (after one warm-up step).
         #[arg(long, default_value_t = 3)]
         steps: usize,
+        /// `cpu`, or `cuda` / `cuda:N` (needs `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Real data: bind IMU to the text tower on UCI HAPT (scripts/fetch-hapt.sh)
     /// and report zero-shot accuracy beside a supervised classifier.
@@ -138,13 +144,22 @@ fn main() -> ExitCode {
             quiet,
             stop_after,
             only,
+            device,
         } => {
             let t0 = Instant::now();
+            let device = match edgebind_trainer::device::parse(&device) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
             let opts = BindOptions {
                 resume,
                 quiet,
                 stop_after,
                 only,
+                device,
             };
             match edgebind_trainer::bind::bind(&plan, &opts) {
                 Ok(logs) => {
@@ -207,7 +222,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { plan, batch, steps } => match bench(plan, batch, steps) {
+        Command::Bench {
+            plan,
+            batch,
+            steps,
+            device,
+        } => match bench(plan, batch, steps, &device) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -224,7 +244,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench(plan: Option<PathBuf>, batch: usize, steps: usize) -> anyhow::Result<()> {
+fn bench(plan: Option<PathBuf>, batch: usize, steps: usize, device: &str) -> anyhow::Result<()> {
     let configs: Vec<EncoderConfig> = match plan {
         Some(p) => Plan::load(&p)?
             .edges
@@ -240,9 +260,10 @@ fn bench(plan: Option<PathBuf>, batch: usize, steps: usize) -> anyhow::Result<()
         batch >= 2 && steps >= 1,
         "--batch must be >= 2 and --steps >= 1"
     );
-    let dev = Device::Cpu;
+    let dev = edgebind_trainer::device::parse(device)?;
     println!(
-        "batch {batch}, {steps} timed steps after 1 warm-up, rayon threads {}",
+        "device {}, batch {batch}, {steps} timed steps after 1 warm-up, rayon threads {}",
+        edgebind_trainer::device::name(&dev),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into())
     );
     for cfg in configs {
@@ -258,6 +279,7 @@ fn bench(plan: Option<PathBuf>, batch: usize, steps: usize) -> anyhow::Result<()
         for _ in 0..steps {
             s.step(&x, &a, &HARD_0_1)?;
         }
+        dev.synchronize()?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0 / steps as f64;
         println!(
             "{:<8} input {:?} tokens {:>4} dim {} depth {} params {:>9}: {:>8.1} ms per step (forward+backward+AdamW)",
