@@ -37,7 +37,7 @@ use edgebind_models::text::TextTower;
 use edgebind_sensors::window::WindowConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Dataset, LoadSpec, Split, frozen_backend};
+use crate::data::{self, Dataset, LoadSpec, MomentMeta, Split, frozen_backend};
 use crate::export::write_onnx;
 use crate::loss::top1;
 use crate::params::Rng;
@@ -105,6 +105,9 @@ pub struct EdgeLog {
     /// Soft-target temperature, if the edge used soft InfoNCE targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_temperature: Option<f64>,
+    /// Seconds the anchor was averaged over, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_span_s: Option<f64>,
     /// Training pairs available.
     pub train_pairs: usize,
     /// Validation pairs.
@@ -226,6 +229,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
             if e.anchor != ContractModality::Text {
                 let mut p = e.clone();
                 p.anchor = ContractModality::Text;
+                p.anchor_span_s = None;
                 jobs.push((format!("paired/{}", e.learner.as_str()), p));
             }
         }
@@ -258,14 +262,14 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 Some((p, enc)) if edge.anchor == plan.root => (p.clone(), Some(enc)),
                 _ => (out.join(format!("{}.onnx", edge.anchor.as_str())), None),
             };
-            AnchorTable::Fixed(embed_moments(
-                &ds,
-                edge.anchor,
-                &path,
-                loaded,
-                &cache,
-                quiet,
-            )?)
+            let (table, dim) = embed_moments(&ds, edge.anchor, &path, loaded, &cache, quiet)?;
+            match edge.anchor_span_s {
+                Some(span) => AnchorTable::Fixed((
+                    average_over_span(&ds.moments, &table, dim, (span * 1e9).round() as u64),
+                    dim,
+                )),
+                None => AnchorTable::Fixed((table, dim)),
+            }
         };
         let seed = plan.file.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(ji as u64 + 1));
         let log = train_edge(TrainJob {
@@ -486,6 +490,39 @@ fn embed_moments(
     )
 }
 
+/// Each moment's anchor averaged with those of the moments of the same
+/// recording that end less than `span_ns` before it (moments are in
+/// recording then time order), L2-normalised again. With a 1 s hop and a
+/// 5 s span, the IMU's target is the mean of the five camera clips that end
+/// inside its 5 s window.
+pub fn average_over_span(
+    moments: &[MomentMeta],
+    table: &[f32],
+    dim: usize,
+    span_ns: u64,
+) -> Vec<f32> {
+    let mut out = vec![0f32; table.len()];
+    let mut first = 0;
+    for (i, m) in moments.iter().enumerate() {
+        while moments[first].recording != m.recording
+            || m.t_end.saturating_sub(moments[first].t_end) >= span_ns.max(1)
+        {
+            first += 1;
+        }
+        let row = &mut out[i * dim..(i + 1) * dim];
+        for j in first..=i {
+            for (o, v) in row.iter_mut().zip(&table[j * dim..(j + 1) * dim]) {
+                *o += v;
+            }
+        }
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    out
+}
+
 /// FNV-1a, 64 bit.
 pub fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -688,6 +725,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         batch: e.batch,
         temperature: e.temperature,
         target_temperature: e.target_temperature,
+        anchor_span_s: e.anchor_span_s,
         train_pairs: train.len(),
         val_pairs: val.len(),
         seconds: 0.0,
@@ -891,6 +929,36 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anchors_average_over_the_span_within_one_recording() {
+        let m = |recording, t_s: u64| MomentMeta {
+            recording,
+            t_end: t_s * 1_000_000_000,
+            label: vec![],
+            clean: true,
+            stable_ns: 0,
+            split: Split::Train,
+        };
+        // Recording 0 at 1, 2, 3, 5 s (4 s missing), recording 1 at 6 s.
+        let moments = [m(0, 1), m(0, 2), m(0, 3), m(0, 5), m(1, 6)];
+        let table = [1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0, 3.0, 4.0];
+        let got = average_over_span(&moments, &table, 2, 3_000_000_000);
+        let s = 0.5f32.sqrt();
+        let want = [
+            1.0, 0.0, // itself
+            s, s, // 1 s and 2 s
+            0.0, 1.0, // 1..3 s: (1,0) + (0,1) + (-1,0)
+            -s, s, // 3 s and 5 s (1 s and 2 s are 3 s or more before)
+            0.6, 0.8, // another recording: itself only
+        ];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} != {want:?}");
+        }
+        // A span shorter than the hop is the identity (normalised).
+        let same = average_over_span(&moments, &table, 2, 1);
+        assert_eq!(&same[..8], &table[..8]);
+    }
 
     #[test]
     fn cache_round_trip_and_key_check() {

@@ -116,6 +116,13 @@ pub struct EdgeSpec {
     /// `loss::soft_info_nce`); absent = ImageBind's one-hot targets.
     #[serde(default)]
     pub target_temperature: Option<f64>,
+    /// The anchor of a moment is the mean of the anchor's embeddings of the
+    /// moments of the same recording that end in the last `anchor_span_s`
+    /// seconds (renormalised): for a learner whose window is longer than the
+    /// anchor's (the IMU's 5 s against the camera's 0.5 s clip). Absent: the
+    /// moment's own anchor embedding. Sensor anchors only.
+    #[serde(default)]
+    pub anchor_span_s: Option<f64>,
     /// Steps for this edge; default `[train].steps`.
     #[serde(default)]
     pub steps: Option<usize>,
@@ -235,6 +242,9 @@ pub struct Edge {
     pub temperature: f64,
     /// Soft-target temperature (`None`: one-hot InfoNCE).
     pub target_temperature: Option<f64>,
+    /// Anchor embeddings averaged over this many seconds (see
+    /// [`EdgeSpec::anchor_span_s`]).
+    pub anchor_span_s: Option<f64>,
     /// Steps.
     pub steps: usize,
     /// Batch.
@@ -487,6 +497,17 @@ impl Plan {
             {
                 return bad(format!("{place}: target_temperature {t} must be positive"));
             }
+            if let Some(t) = e.anchor_span_s {
+                if !(t > 0.0 && t.is_finite()) {
+                    return bad(format!("{place}: anchor_span_s {t} must be positive"));
+                }
+                if anchor == ContractModality::Text {
+                    return bad(format!(
+                        "{place}: anchor_span_s averages a sensor anchor over time; text anchors \
+                         are captions of the moment's situation"
+                    ));
+                }
+            }
             let steps = e.steps.unwrap_or(file.train.steps);
             let batch = e.batch.unwrap_or(file.train.batch);
             if steps == 0 {
@@ -512,6 +533,7 @@ impl Plan {
                 encoder,
                 temperature,
                 target_temperature: e.target_temperature,
+                anchor_span_s: e.anchor_span_s,
                 steps,
                 batch,
                 augment: e.augment.clone(),
@@ -558,7 +580,10 @@ impl Plan {
                 e.temperature,
                 e.target_temperature
                     .map(|t| format!(" (soft targets at {t})"))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    + &e.anchor_span_s
+                        .map(|t| format!(", anchor averaged over {t} s"))
+                        .unwrap_or_default(),
                 e.steps,
                 e.batch,
                 c.dim,
@@ -717,6 +742,11 @@ mod tests {
             e.contains("edge 1 (vision->text): target_temperature -1 must be positive"),
             "{e}"
         );
+        let e = err(&format!(
+            "{root}{}anchor_span_s = 5.0\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("edge 1 (vision->text): anchor_span_s"), "{e}");
         let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
         assert!(e.contains("at least 2 pairs"), "{e}");
         let e = err(&format!(
