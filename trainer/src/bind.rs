@@ -262,14 +262,11 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 Some((p, enc)) if edge.anchor == plan.root => (p.clone(), Some(enc)),
                 _ => (out.join(format!("{}.onnx", edge.anchor.as_str())), None),
             };
-            let (table, dim) = embed_moments(&ds, edge.anchor, &path, loaded, &cache, quiet)?;
-            match edge.anchor_span_s {
-                Some(span) => AnchorTable::Fixed((
-                    average_over_span(&ds.moments, &table, dim, (span * 1e9).round() as u64),
-                    dim,
-                )),
-                None => AnchorTable::Fixed((table, dim)),
+            let (mut table, dim) = embed_moments(&ds, edge.anchor, &path, loaded, &cache, quiet)?;
+            if let Some(span) = edge.anchor_span_s {
+                table = average_over_span(&ds.moments, &table, dim, (span * 1e9).round() as u64);
             }
+            AnchorTable::Fixed((table, dim))
         };
         let seed = plan.file.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(ji as u64 + 1));
         let log = train_edge(TrainJob {
