@@ -118,8 +118,15 @@ pub struct EdgeLog {
     pub steps_per_s: f64,
     /// Training loss, mean over each logging interval.
     pub train: Vec<CurvePoint>,
-    /// Validation loss and in-batch top-1.
+    /// Validation loss and in-batch top-1 (of the moving average of the
+    /// weights when the edge keeps one).
     pub val: Vec<CurvePoint>,
+    /// Moving-average decay of the weights, if the edge kept one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
+    /// With a moving average: validation of the raw (last) weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_raw: Vec<CurvePoint>,
     /// All steps done and the encoder exported.
     pub complete: bool,
 }
@@ -729,6 +736,8 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         steps_per_s: 0.0,
         train: Vec::new(),
         val: Vec::new(),
+        ema: e.ema,
+        val_raw: Vec::new(),
         complete: false,
     };
     let mut s = if j.opts.resume && ckpt.exists() {
@@ -746,6 +755,11 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
                 .filter(|c| c.step <= s.opt.step)
                 .collect();
             log.val = p.val.into_iter().filter(|c| c.step <= s.opt.step).collect();
+            log.val_raw = p
+                .val_raw
+                .into_iter()
+                .filter(|c| c.step <= s.opt.step)
+                .collect();
             log.seconds = p.seconds;
         }
         s
@@ -758,6 +772,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             j.dev,
         )?
     };
+    s.set_ema(e.ema)?;
     let start_step = s.opt.step;
     let every_log = (e.steps / 50).max(1);
     let eval_every = j.plan.file.train.eval_every;
@@ -811,14 +826,21 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             acc = 0.0;
             acc_n = 0;
         }
-        if ((eval_every > 0 && step % eval_every == 0) || step == e.steps)
-            && let Some((l, t)) = validate(&j, &s, &val)?
-        {
-            log.val.push(CurvePoint {
+        if (eval_every > 0 && step % eval_every == 0) || step == e.steps {
+            let point = |(l, t): (f64, f64)| CurvePoint {
                 step,
                 loss: l,
                 top1: Some(t),
-            });
+            };
+            if s.ema.is_some() {
+                log.val_raw.extend(validate(&j, &s, &val)?.map(point));
+                s.swap_ema()?;
+                let v = validate(&j, &s, &val);
+                s.swap_ema()?;
+                log.val.extend(v?.map(point));
+            } else {
+                log.val.extend(validate(&j, &s, &val)?.map(point));
+            }
         }
         let elapsed = t0.elapsed().as_secs_f64();
         let rate = (step - start_step) as f64 / elapsed.max(1e-9);
@@ -876,21 +898,47 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             j.plan.file.seed, e.steps
         ),
     );
-    write_onnx(&s.encoder, &contract, &onnx)?;
+    if s.ema.is_some() {
+        // The raw last weights beside, for comparison; the export is the average.
+        let raw = j.out.join("no-ema").join(format!("{}.onnx", j.name));
+        if let Some(dir) = raw.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_onnx(&s.encoder, &contract, &raw)?;
+        s.swap_ema()?;
+        let w = write_onnx(&s.encoder, &contract, &onnx);
+        s.swap_ema()?;
+        w?;
+    } else {
+        write_onnx(&s.encoder, &contract, &onnx)?;
+    }
     s.save(&ckpt)?;
     log.complete = true;
     write_json(&log_path, &log)?;
     let png = j.out.join(format!("{file_stem}-loss.png"));
-    let series = vec![
+    let mut series = vec![
         (
             "train".to_string(),
             log.train.iter().map(|p| (p.step as f64, p.loss)).collect(),
         ),
         (
-            "validation".to_string(),
+            if log.ema.is_some() {
+                "validation (EMA weights)".to_string()
+            } else {
+                "validation".to_string()
+            },
             log.val.iter().map(|p| (p.step as f64, p.loss)).collect(),
         ),
     ];
+    if !log.val_raw.is_empty() {
+        series.push((
+            "validation (last weights)".to_string(),
+            log.val_raw
+                .iter()
+                .map(|p| (p.step as f64, p.loss))
+                .collect(),
+        ));
+    }
     crate::plots::loss_curves(
         &png,
         &format!(

@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holding an encoder's parameters
-//! (`param/<name>`), the AdamW moments (`adam_m/<name>`, `adam_v/<name>`) and,
-//! in the file's metadata, the step, the random source's state and the
+//! (`param/<name>`), the AdamW moments (`adam_m/<name>`, `adam_v/<name>`), the
+//! moving average of the weights if one is kept (`ema/<name>`, its decay in
+//! the metadata as `ema`) and, in the file's metadata, the step, the random source's state and the
 //! encoder configuration (JSON). Resuming checks the configuration and every
 //! tensor's shape, so a checkpoint of another architecture is refused with
 //! the first difference named.
@@ -27,8 +28,15 @@ pub struct CheckpointError {
     pub detail: String,
 }
 
-/// Writes `enc`'s parameters, `opt`'s state and `rng`'s state to `path`.
-pub fn save(path: &Path, enc: &Encoder, opt: &AdamW, rng: &Rng) -> Result<(), CheckpointError> {
+/// Writes `enc`'s parameters, `opt`'s state, `rng`'s state and the moving
+/// average `ema` (decay, one tensor per parameter), if any, to `path`.
+pub fn save(
+    path: &Path,
+    enc: &Encoder,
+    opt: &AdamW,
+    rng: &Rng,
+    ema: Option<(f64, &[Tensor])>,
+) -> Result<(), CheckpointError> {
     let err = |detail: String| CheckpointError {
         path: path.to_path_buf(),
         detail,
@@ -38,8 +46,18 @@ pub fn save(path: &Path, enc: &Encoder, opt: &AdamW, rng: &Rng) -> Result<(), Ch
         tensors.push((format!("param/{}", p.name), p.var.as_tensor().clone()));
         tensors.push((format!("adam_m/{}", p.name), opt.m[i].clone()));
         tensors.push((format!("adam_v/{}", p.name), opt.v[i].clone()));
+        if let Some((_, sh)) = ema {
+            let t = sh.get(i).ok_or_else(|| {
+                err(format!(
+                    "moving average has {} tensors, the encoder {}",
+                    sh.len(),
+                    enc.params.iter().count()
+                ))
+            })?;
+            tensors.push((format!("ema/{}", p.name), t.clone()));
+        }
     }
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("step".to_string(), opt.step.to_string()),
         ("total_steps".to_string(), opt.total_steps.to_string()),
@@ -49,6 +67,9 @@ pub fn save(path: &Path, enc: &Encoder, opt: &AdamW, rng: &Rng) -> Result<(), Ch
             serde_json::to_string(&enc.cfg).map_err(|e| err(e.to_string()))?,
         ),
     ]);
+    if let Some((decay, _)) = ema {
+        meta.insert("ema".to_string(), decay.to_string());
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
@@ -150,4 +171,44 @@ pub fn resume(
     opt.total_steps = num("total_steps")? as usize;
     *rng = Rng::new(num("rng")?);
     Ok(())
+}
+
+/// The moving average saved with the checkpoint at `path` for `enc` (decay
+/// and one tensor per parameter), or `None` if it has none.
+pub fn ema_of(path: &Path, enc: &Encoder) -> Result<Option<(f64, Vec<Tensor>)>, CheckpointError> {
+    let err = |detail: String| CheckpointError {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let (meta, bytes) = read(path)?;
+    let Some(decay) = meta.get("ema") else {
+        return Ok(None);
+    };
+    let decay: f64 = decay
+        .parse()
+        .map_err(|_| err(format!("metadata `ema` is {decay:?}, not a number")))?;
+    let dev = enc
+        .params
+        .iter()
+        .next()
+        .map(|p| p.var.device().clone())
+        .unwrap_or(candle_core::Device::Cpu);
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, &dev).map_err(|e| err(e.to_string()))?;
+    let mut out = Vec::new();
+    for p in enc.params.iter() {
+        let k = format!("ema/{}", p.name);
+        let t = tensors
+            .get(&k)
+            .ok_or_else(|| err(format!("tensor `{k}` is missing")))?;
+        if t.dims() != p.var.dims() {
+            return Err(err(format!(
+                "tensor `{k}` has shape {:?}, the encoder needs {:?}",
+                t.dims(),
+                p.var.dims()
+            )));
+        }
+        out.push(t.clone());
+    }
+    Ok(Some((decay, out)))
 }

@@ -129,6 +129,9 @@ pub struct EdgeSpec {
     /// Batch for this edge; default `[train].batch`.
     #[serde(default)]
     pub batch: Option<usize>,
+    /// Moving average of the weights for this edge; default `[train].ema`.
+    #[serde(default)]
+    pub ema: Option<f64>,
     /// Augmentations of the learner's input.
     #[serde(default)]
     pub augment: Vec<Augment>,
@@ -150,6 +153,11 @@ pub struct TrainDefaults {
     /// against text (captions), same data and budget, into `<out>/paired/`:
     /// the baseline emergent alignment is measured against.
     pub paired_baseline: bool,
+    /// Keep an exponential moving average of the weights with this decay per
+    /// step (e.g. 0.999; see `student::Ema`): validation reports it and the
+    /// export is it (the raw last weights go to `<out>/no-ema/`). Absent:
+    /// none, the export is the last weights.
+    pub ema: Option<f64>,
 }
 
 impl Default for TrainDefaults {
@@ -160,6 +168,7 @@ impl Default for TrainDefaults {
             checkpoint_every: 250,
             eval_every: 100,
             paired_baseline: false,
+            ema: None,
         }
     }
 }
@@ -249,6 +258,8 @@ pub struct Edge {
     pub steps: usize,
     /// Batch.
     pub batch: usize,
+    /// Moving-average decay of the weights (`None`: the last weights).
+    pub ema: Option<f64>,
     /// Augmentations.
     pub augment: Vec<Augment>,
 }
@@ -518,6 +529,14 @@ impl Plan {
                     "{place}: batch {batch}: InfoNCE needs at least 2 pairs per batch"
                 ));
             }
+            let ema = e.ema.or(file.train.ema);
+            if let Some(d) = ema
+                && !(d > 0.0 && d < 1.0)
+            {
+                return bad(format!(
+                    "{place}: ema {d} must be a decay between 0 and 1 (e.g. 0.999)"
+                ));
+            }
             for a in &e.augment {
                 if !a.applies_to(learner) {
                     let name = serde_json::to_value(a).expect("serialisable");
@@ -536,6 +555,7 @@ impl Plan {
                 anchor_span_s: e.anchor_span_s,
                 steps,
                 batch,
+                ema,
                 augment: e.augment.clone(),
             });
         }
@@ -583,6 +603,9 @@ impl Plan {
                     .unwrap_or_default()
                     + &e.anchor_span_s
                         .map(|t| format!(", anchor averaged over {t} s"))
+                        .unwrap_or_default()
+                    + &e.ema
+                        .map(|d| format!(", weights averaged (EMA {d})"))
                         .unwrap_or_default(),
                 e.steps,
                 e.batch,
@@ -749,6 +772,26 @@ mod tests {
         assert!(e.contains("edge 1 (vision->text): anchor_span_s"), "{e}");
         let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
         assert!(e.contains("at least 2 pairs"), "{e}");
+        let e = err(&format!("{root}{}ema = 1.0\n", edge("vision", "text")));
+        assert!(
+            e.contains("edge 1 (vision->text): ema 1 must be a decay between 0 and 1"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{root}{}[train]\nema = -0.5\n",
+            edge("vision", "text")
+        ));
+        assert!(e.contains("ema -0.5 must be a decay"), "{e}");
+        // [train].ema is every edge's default; an edge's own value wins.
+        let p = plan(&format!(
+            "{root}{}ema = 0.99\n{}[train]\nema = 0.999\n",
+            edge("vision", "text"),
+            edge("audio", "vision")
+        ))
+        .unwrap();
+        assert_eq!(p.edges[0].ema, Some(0.99));
+        assert_eq!(p.edges[1].ema, Some(0.999));
+        assert!(p.summary().contains("weights averaged (EMA 0.99)"));
         let e = err(&format!(
             "{root}{}augment = [\"spec-mask\"]\n",
             edge("vision", "text")

@@ -57,6 +57,7 @@ augment = ["noise", "time-shift"]
 learner = "audio"
 anchor = "vision"
 augment = ["gain", "spec-mask"]
+ema = 0.9
 [encoders.vision]
 input = [3, 2, 32, 32]
 patch = [2, 8, 8]
@@ -153,6 +154,28 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         );
     }
     assert!(d.join("a/bind.json").exists() && d.join("a/vision-log.json").exists());
+    // The audio edges keep a moving average of their weights: validated both
+    // ways, exported as the average with the last weights beside.
+    for l in &logs {
+        let averaged = l.learner == "audio";
+        assert_eq!(l.ema, averaged.then_some(0.9), "{}", l.name);
+        assert_eq!(
+            l.val_raw.len(),
+            if averaged { l.val.len() } else { 0 },
+            "{}",
+            l.name
+        );
+        if averaged {
+            assert_ne!(l.val.last(), l.val_raw.last(), "{}", l.name);
+        }
+    }
+    for f in ["audio.onnx", "paired/audio.onnx"] {
+        let avg = std::fs::read(d.join("a").join(f)).unwrap();
+        let raw = std::fs::read(d.join("a/no-ema").join(f)).unwrap();
+        assert!(avg != raw, "{f}: the average is the last weights");
+        TractEncoder::load(&d.join("a/no-ema").join(f), &BackendOptions::default()).unwrap();
+    }
+    assert!(!d.join("a/no-ema/imu.onnx").exists());
     // Caption and vision-anchor embeddings were cached.
     let cached = std::fs::read_dir(d.join("cache")).unwrap().count();
     assert_eq!(cached, 2, "caption table + vision anchor embeddings");

@@ -150,3 +150,84 @@ fn resume_continues_exactly() {
         "{e}"
     );
 }
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+fn weights(s: &Student) -> Vec<Tensor> {
+    s.encoder
+        .params
+        .iter()
+        .map(|p| p.var.as_tensor().copy().unwrap())
+        .collect()
+}
+
+/// The moving average follows `w_ema <- d w_ema + (1 - d) w` with the warm-up
+/// `d = min(decay, (1 + step) / (10 + step))`, never changes training, swaps
+/// in and out exactly, and survives a checkpoint.
+#[test]
+fn ema_averages_without_touching_training() {
+    let dev = Device::Cpu;
+    let (x, e) = data(&dev);
+    let steps = 6;
+    let mut plain = Student::new(&tiny(), optim(), steps, 3, &dev).unwrap();
+    let mut avg = Student::new(&tiny(), optim(), steps, 3, &dev).unwrap();
+    avg.set_ema(Some(0.5)).unwrap();
+    let mut want = weights(&avg);
+    let (mut r1, mut r2) = (Rng::new(4), Rng::new(4));
+    for step in 1..=steps {
+        let (bx, be) = batch(&mut r1, &x, &e);
+        let lp = plain.step(&bx, &be, &HARD_0_1).unwrap().loss;
+        let (bx, be) = batch(&mut r2, &x, &e);
+        let la = avg.step(&bx, &be, &HARD_0_1).unwrap().loss;
+        assert_eq!(lp, la, "step {step}: the average changed training");
+        let d = 0.5f64.min((1.0 + step as f64) / (10.0 + step as f64));
+        assert_eq!(avg.ema.as_ref().unwrap().decay_at(step), d);
+        for (w, p) in want.iter_mut().zip(avg.encoder.params.iter()) {
+            *w = ((&*w * d).unwrap() + (p.var.as_tensor() * (1.0 - d)).unwrap()).unwrap();
+        }
+    }
+    let raw = weights(&avg);
+    for (a, b) in raw.iter().zip(weights(&plain)) {
+        assert_eq!(max_diff(a, &b), 0.0);
+    }
+    // The warm-up: (1 + 1) / 11 = 0.18 at step 1, then 0.25, ... up to 0.5.
+    avg.swap_ema().unwrap();
+    let mut moved = 0.0f32;
+    for ((w, p), r) in want.iter().zip(avg.encoder.params.iter()).zip(&raw) {
+        assert!(max_diff(w, p.var.as_tensor()) < 1e-6, "{}", p.name);
+        moved = moved.max(max_diff(w, r));
+    }
+    assert!(moved > 1e-4, "the average equals the last weights: {moved}");
+    avg.swap_ema().unwrap();
+    for (r, p) in raw.iter().zip(avg.encoder.params.iter()) {
+        assert_eq!(max_diff(r, p.var.as_tensor()), 0.0, "{}", p.name);
+    }
+
+    // Checkpoint: the shadow and its decay come back.
+    let path = std::env::temp_dir().join(format!(
+        "edgebind-train-ema-{}/s.safetensors",
+        std::process::id()
+    ));
+    avg.save(&path).unwrap();
+    let back = Student::resume(&path, optim(), &dev).unwrap();
+    let ema = back.ema.as_ref().expect("the checkpoint keeps the average");
+    assert_eq!(ema.decay, 0.5);
+    for (a, b) in ema.shadow.iter().zip(&avg.ema.as_ref().unwrap().shadow) {
+        assert_eq!(max_diff(a, b), 0.0);
+    }
+    // Without one, resume has none.
+    plain.save(&path).unwrap();
+    assert!(Student::resume(&path, optim(), &dev).unwrap().ema.is_none());
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
