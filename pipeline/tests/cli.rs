@@ -85,6 +85,25 @@ fn inspect_json_reports_channels_rates_and_span() {
     let truth = find("/ground_truth");
     assert!(truth["modality"].is_null());
     assert!(truth["messages"].as_u64().unwrap() >= 1);
+    // The truth spans themselves: contiguous from 0 to the end of the recording.
+    let spans = v["truth"].as_array().unwrap();
+    assert_eq!(spans.len() as u64, truth["messages"].as_u64().unwrap());
+    assert_eq!(spans[0]["start_ns"], 0);
+    for w in spans.windows(2) {
+        assert_eq!(w[0]["end_ns"], w[1]["start_ns"], "{spans:?}");
+    }
+    assert!(!spans[0]["situations"].as_array().unwrap().is_empty());
+    // --truth prints one line per span, in the sim's seconds.
+    let o = run(bin().args(["inspect", "--truth"]).arg(&p));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), spans.len(), "{text}");
+    let first = spans[0]["situations"][0].as_str().unwrap();
+    assert!(
+        lines[0].starts_with("    0.000 - ") && lines[0].ends_with(first),
+        "{text}"
+    );
     let span = v["duration_s"].as_f64().unwrap();
     assert!((2.9..3.0).contains(&span), "{span}");
     assert!(v["error"].is_null());

@@ -6,7 +6,20 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::reader::{McapReader, RecordingError};
+use super::writer::TRUTH_TOPIC;
 use crate::clock::NS_PER_SEC;
+
+/// One ground-truth span of a simulated recording: the situations active in
+/// `[start_ns, end_ns)` (monotonic ns).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+pub struct TruthSpan {
+    /// First ns.
+    pub start_ns: u64,
+    /// First ns after.
+    pub end_ns: u64,
+    /// Situation ids.
+    pub situations: Vec<String>,
+}
 
 /// One channel's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +65,9 @@ pub struct Inspection {
     pub channels: Vec<ChannelSummary>,
     /// Metadata records (name -> key/values).
     pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+    /// The ground truth (`/ground_truth`, recordings of the simulated
+    /// world), in time order.
+    pub truth: Vec<TruthSpan>,
     /// Damage met while reading (everything before it is counted above).
     pub error: Option<String>,
 }
@@ -69,9 +85,24 @@ pub fn inspect(path: &Path) -> Result<Inspection, RecordingError> {
     let mut r = McapReader::open(path)?;
     let mut per: BTreeMap<u16, (u64, u64, u64)> = BTreeMap::new();
     let mut start_wall = None;
+    let mut truth = Vec::new();
     let error = loop {
         match r.next_message() {
             Ok(Some(m)) => {
+                if m.channel.modality.is_none() && m.channel.topic == TRUTH_TOPIC {
+                    match serde_json::from_slice::<TruthSpan>(m.data) {
+                        Ok(t) if t.end_ns >= t.start_ns => truth.push(t),
+                        Ok(t) => {
+                            break Some(format!(
+                                "ground truth at byte offset {}: end_ns {} before start_ns {}",
+                                m.offset, t.end_ns, t.start_ns
+                            ));
+                        }
+                        Err(e) => {
+                            break Some(format!("ground truth at byte offset {}: {e}", m.offset));
+                        }
+                    }
+                }
                 let e = per
                     .entry(m.channel.id)
                     .or_insert((0, m.publish_time, m.publish_time));
@@ -122,11 +153,34 @@ pub fn inspect(path: &Path) -> Result<Inspection, RecordingError> {
         start_wall_ns: start_wall.unwrap_or(0),
         channels,
         metadata: r.metadata().iter().cloned().collect(),
+        truth: {
+            truth.sort_by_key(|t| t.start_ns);
+            truth
+        },
         error,
     })
 }
 
 impl Inspection {
+    /// The ground truth as lines `start - end s  situation, situation`
+    /// (monotonic seconds: the sim's own clock, as the daemon's events show
+    /// it in `mono`).
+    pub fn truth_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let sec = |ns: u64| ns as f64 / NS_PER_SEC as f64;
+        for t in &self.truth {
+            let _ = writeln!(
+                s,
+                "{:>9.3} - {:>9.3} s  {}",
+                sec(t.start_ns),
+                sec(t.end_ns),
+                t.situations.join(", ")
+            );
+        }
+        s
+    }
+
     /// A human-readable table.
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;

@@ -14,6 +14,6 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use inspect::{ChannelSummary, Inspection, inspect};
+pub use inspect::{ChannelSummary, Inspection, TruthSpan, inspect};
 pub use reader::{ChannelInfo, McapReader, MessageRef, RecordingError, decode_sample};
 pub use writer::{Recorder, TRUTH_TOPIC, WriteError, topic_for};
