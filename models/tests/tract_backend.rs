@@ -178,6 +178,37 @@ fn encodes_like_the_math_at_any_batch_size() {
     }
 }
 
+/// `load_reproducible` always takes the batch plan (no timing at load), so
+/// two loads embed the same items to the same bits.
+#[test]
+fn reproducible_loads_always_batch_and_repeat_bit_for_bit() {
+    let path = write("repro.onnx", &model(Some(&contract()), DIM as i64, ""));
+    let opts = BackendOptions {
+        threads: 1,
+        max_batch: 4,
+    };
+    let items: Vec<Tensor> = (0..10).map(item).collect();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let enc = TractEncoder::load_reproducible(&path, &opts).unwrap();
+        assert_eq!(enc.batch_plan(), 4);
+        let embs = enc.encode(&items).unwrap();
+        assert_eq!(embs.len(), 10);
+        for (e, t) in embs.iter().zip(&items) {
+            for (a, b) in e.vector.iter().zip(reference(t)) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        runs.push(
+            embs.iter()
+                .flat_map(|e| e.vector.iter().map(|v| v.to_bits()))
+                .collect::<Vec<u32>>(),
+        );
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
+}
+
 #[test]
 fn wrong_inputs_are_errors() {
     let path = write("ok2.onnx", &model(Some(&contract()), DIM as i64, ""));

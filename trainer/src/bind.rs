@@ -169,7 +169,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     }
     let root_encoder = if plan.root != ContractModality::Text {
         let path = rel(Path::new(&plan.root_model.model));
-        let enc = TractEncoder::load(&path, &frozen_backend())?;
+        let enc = TractEncoder::load_reproducible(&path, &frozen_backend())?;
         preprocess.insert(plan.root, enc.contract().preprocess.clone());
         Some((path, enc))
     } else {
@@ -473,7 +473,7 @@ fn embed_moments(
             let enc = match loaded {
                 Some(e) => e,
                 None => {
-                    owned = TractEncoder::load(path, &frozen_backend())?;
+                    owned = TractEncoder::load_reproducible(path, &frozen_backend())?;
                     &owned
                 }
             };

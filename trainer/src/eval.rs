@@ -51,7 +51,7 @@ fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncode
     for m in ContractModality::SENSORS {
         let p = dir.join(format!("{}.onnx", m.as_str()));
         if p.exists() {
-            let enc = TractEncoder::load(&p, &frozen_backend())?;
+            let enc = TractEncoder::load_reproducible(&p, &frozen_backend())?;
             anyhow::ensure!(
                 enc.contract().modality == m,
                 "{}: the contract says {}, the file name says {}",

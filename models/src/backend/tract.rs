@@ -89,16 +89,32 @@ pub(crate) fn guarded<T>(
 impl TractEncoder {
     /// Loads `path`, checks its contract and prepares an optimised plan.
     pub fn load(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
-        Self::load_with(path, opts, true)
+        Self::load_with(path, opts, true, BatchChoice::Timed)
+    }
+
+    /// Like [`TractEncoder::load`], but full chunks always run at
+    /// `opts.max_batch`, without timing the batch plan against single runs
+    /// at load. The timed choice depends on the machine's load at that
+    /// moment, and the two plans sum in different orders (results differ by
+    /// ~1e-7), so two loads of one model could embed the same inputs
+    /// differently. Offline work whose results must repeat bit for bit (the
+    /// trainer's anchor tables, `edgebind-train eval`) loads this way.
+    pub fn load_reproducible(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
+        Self::load_with(path, opts, true, BatchChoice::Always)
     }
 
     /// Like [`TractEncoder::load`], with tract's own kernels everywhere (no
     /// edgebind rewrite): what the benchmark and the tests compare with.
     pub fn load_stock(path: &Path, opts: &BackendOptions) -> Result<Self, ModelError> {
-        Self::load_with(path, opts, false)
+        Self::load_with(path, opts, false, BatchChoice::Timed)
     }
 
-    fn load_with(path: &Path, opts: &BackendOptions, native: bool) -> Result<Self, ModelError> {
+    fn load_with(
+        path: &Path,
+        opts: &BackendOptions,
+        native: bool,
+        batch: BatchChoice,
+    ) -> Result<Self, ModelError> {
         let (proto, contract) = load_checked(path)?;
         let foreign = foreign_ops(&proto, &[]);
         if !foreign.is_empty() {
@@ -121,9 +137,12 @@ impl TractEncoder {
             None
         } else {
             let full = plan_for(max_batch)?.0;
-            let pays = guarded(path, "running", || {
-                batch_pays(&single, &full, &contract, max_batch, executor.as_ref())
-            })?;
+            let pays = match batch {
+                BatchChoice::Always => true,
+                BatchChoice::Timed => guarded(path, "running", || {
+                    batch_pays(&single, &full, &contract, max_batch, executor.as_ref())
+                })?,
+            };
             pays.then_some(full)
         };
         Ok(TractEncoder {
@@ -176,6 +195,16 @@ impl TractEncoder {
         let view = out[0].to_plain_array_view::<f32>()?;
         Ok(view.iter().copied().collect())
     }
+}
+
+/// How a load with `max_batch > 1` picks between the batch plan and item
+/// by item runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchChoice {
+    /// The faster of the two on this machine now ([`batch_pays`]).
+    Timed,
+    /// The batch plan (reproducible).
+    Always,
 }
 
 /// Whether one run of `full` (batch `n`) beat `n` runs of `single`, on zeros
