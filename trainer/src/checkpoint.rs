@@ -113,14 +113,18 @@ fn meta_config(path: &Path, meta: &Meta) -> Result<EncoderConfig, CheckpointErro
     })
 }
 
+/// A moving average as saved: its decay and one tensor per parameter.
+pub type SavedEma = (f64, Vec<Tensor>);
+
 /// Restores parameters, optimiser state and random state saved by [`save`]
-/// into `enc`, `opt` and `rng` (built from the same configuration).
+/// into `enc`, `opt` and `rng` (built from the same configuration), and
+/// returns the moving average of the weights if the checkpoint has one.
 pub fn resume(
     path: &Path,
     enc: &Encoder,
     opt: &mut AdamW,
     rng: &mut Rng,
-) -> Result<(), CheckpointError> {
+) -> Result<Option<SavedEma>, CheckpointError> {
     let err = |detail: String| CheckpointError {
         path: path.to_path_buf(),
         detail,
@@ -170,45 +174,16 @@ pub fn resume(
     opt.step = num("step")? as usize;
     opt.total_steps = num("total_steps")? as usize;
     *rng = Rng::new(num("rng")?);
-    Ok(())
-}
-
-/// The moving average saved with the checkpoint at `path` for `enc` (decay
-/// and one tensor per parameter), or `None` if it has none.
-pub fn ema_of(path: &Path, enc: &Encoder) -> Result<Option<(f64, Vec<Tensor>)>, CheckpointError> {
-    let err = |detail: String| CheckpointError {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let (meta, bytes) = read(path)?;
     let Some(decay) = meta.get("ema") else {
         return Ok(None);
     };
     let decay: f64 = decay
         .parse()
         .map_err(|_| err(format!("metadata `ema` is {decay:?}, not a number")))?;
-    let dev = enc
+    let shadow = enc
         .params
         .iter()
-        .next()
-        .map(|p| p.var.device().clone())
-        .unwrap_or(candle_core::Device::Cpu);
-    let tensors =
-        candle_core::safetensors::load_buffer(&bytes, &dev).map_err(|e| err(e.to_string()))?;
-    let mut out = Vec::new();
-    for p in enc.params.iter() {
-        let k = format!("ema/{}", p.name);
-        let t = tensors
-            .get(&k)
-            .ok_or_else(|| err(format!("tensor `{k}` is missing")))?;
-        if t.dims() != p.var.dims() {
-            return Err(err(format!(
-                "tensor `{k}` has shape {:?}, the encoder needs {:?}",
-                t.dims(),
-                p.var.dims()
-            )));
-        }
-        out.push(t.clone());
-    }
-    Ok(Some((decay, out)))
+        .map(|p| get(format!("ema/{}", p.name), p.var.as_tensor()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((decay, shadow)))
 }

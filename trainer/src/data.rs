@@ -35,16 +35,8 @@ use edgebind_sensors::recording::{McapReader, TRUTH_TOPIC, decode_sample};
 use edgebind_sensors::sample::Sample;
 use edgebind_sensors::window::{Window, WindowConfig, Windower};
 
-/// One truth span: situations active in `[start_ns, end_ns)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TruthSpan {
-    /// First ns.
-    pub start_ns: u64,
-    /// First ns after.
-    pub end_ns: u64,
-    /// Active situations, sorted.
-    pub situations: Vec<String>,
-}
+/// One truth span: situations active in `[start_ns, end_ns)` (sorted here).
+pub use edgebind_sensors::recording::TruthSpan;
 
 /// A recording's ground truth (sorted, non-overlapping spans).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -406,26 +398,9 @@ fn take_windows(s: &mut Stream) -> Result<(), String> {
 }
 
 fn parse_truth(data: &[u8]) -> Result<TruthSpan, String> {
-    #[derive(serde::Deserialize)]
-    struct Raw {
-        start_ns: u64,
-        end_ns: u64,
-        situations: Vec<String>,
-    }
-    let r: Raw = serde_json::from_slice(data).map_err(|e| e.to_string())?;
-    if r.end_ns < r.start_ns {
-        return Err(format!(
-            "end_ns {} before start_ns {}",
-            r.end_ns, r.start_ns
-        ));
-    }
-    let mut situations = r.situations;
-    situations.sort();
-    Ok(TruthSpan {
-        start_ns: r.start_ns,
-        end_ns: r.end_ns,
-        situations,
-    })
+    let mut t = TruthSpan::parse(data)?;
+    t.situations.sort();
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -158,8 +158,8 @@ impl Student {
     pub fn resume(path: &Path, optim: OptimConfig, dev: &Device) -> anyhow::Result<Student> {
         let cfg = checkpoint::config_of(path)?;
         let mut s = Student::new(&cfg, optim, 1, 0, dev)?;
-        checkpoint::resume(path, &s.encoder, &mut s.opt, &mut s.rng)?;
-        s.ema = checkpoint::ema_of(path, &s.encoder)?.map(|(decay, shadow)| Ema { decay, shadow });
+        s.ema = checkpoint::resume(path, &s.encoder, &mut s.opt, &mut s.rng)?
+            .map(|(decay, shadow)| Ema { decay, shadow });
         Ok(s)
     }
 }

@@ -21,6 +21,21 @@ pub struct TruthSpan {
     pub situations: Vec<String>,
 }
 
+impl TruthSpan {
+    /// Parses one `/ground_truth` message (JSON), refusing a span that ends
+    /// before it starts.
+    pub fn parse(data: &[u8]) -> Result<TruthSpan, String> {
+        let t: TruthSpan = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+        if t.end_ns < t.start_ns {
+            return Err(format!(
+                "end_ns {} before start_ns {}",
+                t.end_ns, t.start_ns
+            ));
+        }
+        Ok(t)
+    }
+}
+
 /// One channel's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelSummary {
@@ -90,14 +105,8 @@ pub fn inspect(path: &Path) -> Result<Inspection, RecordingError> {
         match r.next_message() {
             Ok(Some(m)) => {
                 if m.channel.modality.is_none() && m.channel.topic == TRUTH_TOPIC {
-                    match serde_json::from_slice::<TruthSpan>(m.data) {
-                        Ok(t) if t.end_ns >= t.start_ns => truth.push(t),
-                        Ok(t) => {
-                            break Some(format!(
-                                "ground truth at byte offset {}: end_ns {} before start_ns {}",
-                                m.offset, t.end_ns, t.start_ns
-                            ));
-                        }
+                    match TruthSpan::parse(m.data) {
+                        Ok(t) => truth.push(t),
                         Err(e) => {
                             break Some(format!("ground truth at byte offset {}: {e}", m.offset));
                         }
