@@ -219,7 +219,14 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
     // Everything finished: a resume only skips.
     let again = resume();
     assert!(again.iter().all(|l| l.complete));
-    assert_eq!(again[0].seconds, resumed[0].seconds);
+    // (`seconds` comes back from the JSON log: serde_json's float parsing
+    // may differ in the last bit, so compare to far below any rerun's time.)
+    assert!(
+        (again[0].seconds - resumed[0].seconds).abs() < 1e-9,
+        "a finished edge was trained again: {} s vs {} s",
+        again[0].seconds,
+        resumed[0].seconds
+    );
 
     // `--only`: the anchor first, then the rest in two disjoint subsets (as
     // two processes would): the same files as one run.
