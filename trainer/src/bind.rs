@@ -108,6 +108,9 @@ pub struct EdgeLog {
     /// Seconds the anchor was averaged over, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor_span_s: Option<f64>,
+    /// How far past the moment that average reached, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_span_lead_s: Option<f64>,
     /// Training pairs available.
     pub train_pairs: usize,
     /// Validation pairs.
@@ -237,6 +240,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 let mut p = e.clone();
                 p.anchor = ContractModality::Text;
                 p.anchor_span_s = None;
+                p.anchor_span_lead_s = None;
                 jobs.push((format!("paired/{}", e.learner.as_str()), p));
             }
         }
@@ -271,7 +275,14 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
             };
             let (mut table, dim) = embed_moments(&ds, edge.anchor, &path, loaded, &cache, quiet)?;
             if let Some(span) = edge.anchor_span_s {
-                table = average_over_span(&ds.moments, &table, dim, (span * 1e9).round() as u64);
+                let lead = edge.anchor_span_lead_s.unwrap_or(0.0);
+                table = average_over_span(
+                    &ds.moments,
+                    &table,
+                    dim,
+                    (span * 1e9).round() as u64,
+                    (lead * 1e9).round() as u64,
+                );
             }
             AnchorTable::Fixed((table, dim))
         };
@@ -495,26 +506,41 @@ fn embed_moments(
 }
 
 /// Each moment's anchor averaged with those of the moments of the same
-/// recording that end less than `span_ns` before it (moments are in
-/// recording then time order), L2-normalised again. With a 1 s hop and a
-/// 5 s span, the IMU's target is the mean of the five camera clips that end
-/// inside its 5 s window.
+/// recording that end less than `span_ns` before `t_end + lead_ns` and not
+/// after it (moments are in recording then time order), L2-normalised
+/// again. With a 1 s hop, a 5 s span and no lead, the IMU's target is the
+/// mean of the five camera clips that end inside its 5 s window; a 3 s span
+/// with a 1 s lead centres the average on the moment (depth and thermal see
+/// the same 0.5 s as the camera, so a trailing average would lag them).
 pub fn average_over_span(
     moments: &[MomentMeta],
     table: &[f32],
     dim: usize,
     span_ns: u64,
+    lead_ns: u64,
 ) -> Vec<f32> {
     let mut out = vec![0f32; table.len()];
     let mut first = 0;
+    let mut last = 0; // exclusive
     for (i, m) in moments.iter().enumerate() {
+        // The window ends `lead_ns` after the moment (0: at the moment).
+        let hi = m.t_end + lead_ns;
+        last = last.max(i + 1);
+        if lead_ns > 0 {
+            while last < moments.len()
+                && moments[last].recording == m.recording
+                && moments[last].t_end <= hi
+            {
+                last += 1;
+            }
+        }
         while moments[first].recording != m.recording
-            || m.t_end.saturating_sub(moments[first].t_end) >= span_ns.max(1)
+            || hi.saturating_sub(moments[first].t_end) >= span_ns.max(1)
         {
             first += 1;
         }
         let row = &mut out[i * dim..(i + 1) * dim];
-        for j in first..=i {
+        for j in first..last {
             for (o, v) in row.iter_mut().zip(&table[j * dim..(j + 1) * dim]) {
                 *o += v;
             }
@@ -730,6 +756,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         temperature: e.temperature,
         target_temperature: e.target_temperature,
         anchor_span_s: e.anchor_span_s,
+        anchor_span_lead_s: e.anchor_span_lead_s,
         train_pairs: train.len(),
         val_pairs: val.len(),
         seconds: 0.0,
@@ -988,7 +1015,7 @@ mod tests {
         // Recording 0 at 1, 2, 3, 5 s (4 s missing), recording 1 at 6 s.
         let moments = [m(0, 1), m(0, 2), m(0, 3), m(0, 5), m(1, 6)];
         let table = [1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0, 3.0, 4.0];
-        let got = average_over_span(&moments, &table, 2, 3_000_000_000);
+        let got = average_over_span(&moments, &table, 2, 3_000_000_000, 0);
         let s = 0.5f32.sqrt();
         let want = [
             1.0, 0.0, // itself
@@ -1001,8 +1028,21 @@ mod tests {
             assert!((g - w).abs() < 1e-6, "{got:?} != {want:?}");
         }
         // A span shorter than the hop is the identity (normalised).
-        let same = average_over_span(&moments, &table, 2, 1);
+        let same = average_over_span(&moments, &table, 2, 1, 0);
         assert_eq!(&same[..8], &table[..8]);
+        // Centred: a 3 s span that ends 1 s after the moment takes the
+        // moments ending in (t - 2 s, t + 1 s], never across recordings.
+        let centred = average_over_span(&moments, &table, 2, 3_000_000_000, 1_000_000_000);
+        let want = [
+            s, s, // 1 s and 2 s
+            0.0, 1.0, // 1, 2, 3 s
+            -s, s, // 2 and 3 s (5 s is 2 s after 3 s)
+            0.0, 1.0, // 5 s alone (3 s is 3 s before its end; 6 s is another recording)
+            0.6, 0.8, // itself
+        ];
+        for (g, w) in centred.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{centred:?} != {want:?}");
+        }
     }
 
     #[test]

@@ -123,6 +123,12 @@ pub struct EdgeSpec {
     /// moment's own anchor embedding. Sensor anchors only.
     #[serde(default)]
     pub anchor_span_s: Option<f64>,
+    /// The span ends this many seconds after the moment instead of at it
+    /// (needs `anchor_span_s`, and less than it): a span of 3 s with a lead
+    /// of 1 s is centred on the moment, for learners whose window is the
+    /// anchor's own (depth and thermal against the camera). Default 0.
+    #[serde(default)]
+    pub anchor_span_lead_s: Option<f64>,
     /// Steps for this edge; default `[train].steps`.
     #[serde(default)]
     pub steps: Option<usize>,
@@ -254,6 +260,8 @@ pub struct Edge {
     /// Anchor embeddings averaged over this many seconds (see
     /// [`EdgeSpec::anchor_span_s`]).
     pub anchor_span_s: Option<f64>,
+    /// Where that span ends past the moment ([`EdgeSpec::anchor_span_lead_s`]).
+    pub anchor_span_lead_s: Option<f64>,
     /// Steps.
     pub steps: usize,
     /// Batch.
@@ -519,6 +527,23 @@ impl Plan {
                     ));
                 }
             }
+            if let Some(l) = e.anchor_span_lead_s {
+                match e.anchor_span_s {
+                    None => {
+                        return bad(format!(
+                            "{place}: anchor_span_lead_s {l} without anchor_span_s (the lead \
+                             moves the end of that span)"
+                        ));
+                    }
+                    Some(span) if !(l >= 0.0 && l < span) => {
+                        return bad(format!(
+                            "{place}: anchor_span_lead_s {l} must be at least 0 and less than \
+                             anchor_span_s {span}"
+                        ));
+                    }
+                    _ => {}
+                }
+            }
             let steps = e.steps.unwrap_or(file.train.steps);
             let batch = e.batch.unwrap_or(file.train.batch);
             if steps == 0 {
@@ -553,6 +578,7 @@ impl Plan {
                 temperature,
                 target_temperature: e.target_temperature,
                 anchor_span_s: e.anchor_span_s,
+                anchor_span_lead_s: e.anchor_span_lead_s.filter(|&l| l > 0.0),
                 steps,
                 batch,
                 ema,
@@ -602,7 +628,12 @@ impl Plan {
                     .map(|t| format!(" (soft targets at {t})"))
                     .unwrap_or_default()
                     + &e.anchor_span_s
-                        .map(|t| format!(", anchor averaged over {t} s"))
+                        .map(|t| match e.anchor_span_lead_s {
+                            Some(l) => format!(
+                                ", anchor averaged over {t} s ending {l} s after the moment"
+                            ),
+                            None => format!(", anchor averaged over {t} s"),
+                        })
                         .unwrap_or_default()
                     + &e.ema
                         .map(|d| format!(", weights averaged (EMA {d})"))
@@ -770,6 +801,35 @@ mod tests {
             edge("vision", "text")
         ));
         assert!(e.contains("edge 1 (vision->text): anchor_span_s"), "{e}");
+        let e = err(&format!(
+            "{root}{}{}anchor_span_lead_s = 1.0\n",
+            edge("vision", "text"),
+            edge("depth", "vision")
+        ));
+        assert!(
+            e.contains("edge 2 (depth->vision): anchor_span_lead_s 1 without anchor_span_s"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{root}{}{}anchor_span_s = 2.0\nanchor_span_lead_s = 2.0\n",
+            edge("vision", "text"),
+            edge("depth", "vision")
+        ));
+        assert!(
+            e.contains("anchor_span_lead_s 2 must be at least 0 and less than anchor_span_s 2"),
+            "{e}"
+        );
+        let p = plan(&format!(
+            "{root}{}{}anchor_span_s = 3.0\nanchor_span_lead_s = 1.0\n",
+            edge("vision", "text"),
+            edge("depth", "vision")
+        ))
+        .unwrap();
+        assert_eq!(p.edges[1].anchor_span_lead_s, Some(1.0));
+        assert!(
+            p.summary()
+                .contains("anchor averaged over 3 s ending 1 s after the moment")
+        );
         let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
         assert!(e.contains("at least 2 pairs"), "{e}");
         let e = err(&format!("{root}{}ema = 1.0\n", edge("vision", "text")));
