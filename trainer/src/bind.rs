@@ -525,14 +525,14 @@ pub fn average_over_span(
     for (i, m) in moments.iter().enumerate() {
         // The window ends `lead_ns` after the moment (0: at the moment).
         let hi = m.t_end + lead_ns;
+        // Moment times are unique within a recording (grid points), so with
+        // no lead this stops at the moment itself.
         last = last.max(i + 1);
-        if lead_ns > 0 {
-            while last < moments.len()
-                && moments[last].recording == m.recording
-                && moments[last].t_end <= hi
-            {
-                last += 1;
-            }
+        while last < moments.len()
+            && moments[last].recording == m.recording
+            && moments[last].t_end <= hi
+        {
+            last += 1;
         }
         while moments[first].recording != m.recording
             || hi.saturating_sub(moments[first].t_end) >= span_ns.max(1)

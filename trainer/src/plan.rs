@@ -801,28 +801,28 @@ mod tests {
             edge("vision", "text")
         ));
         assert!(e.contains("edge 1 (vision->text): anchor_span_s"), "{e}");
-        let e = err(&format!(
-            "{root}{}{}anchor_span_lead_s = 1.0\n",
-            edge("vision", "text"),
-            edge("depth", "vision")
-        ));
+        // vision->text, then depth->vision with `extra` on the depth edge.
+        let with_depth = |extra: &str| {
+            format!(
+                "{root}{}{}{extra}",
+                edge("vision", "text"),
+                edge("depth", "vision")
+            )
+        };
+        let e = err(&with_depth("anchor_span_lead_s = 1.0\n"));
         assert!(
             e.contains("edge 2 (depth->vision): anchor_span_lead_s 1 without anchor_span_s"),
             "{e}"
         );
-        let e = err(&format!(
-            "{root}{}{}anchor_span_s = 2.0\nanchor_span_lead_s = 2.0\n",
-            edge("vision", "text"),
-            edge("depth", "vision")
+        let e = err(&with_depth(
+            "anchor_span_s = 2.0\nanchor_span_lead_s = 2.0\n",
         ));
         assert!(
             e.contains("anchor_span_lead_s 2 must be at least 0 and less than anchor_span_s 2"),
             "{e}"
         );
-        let p = plan(&format!(
-            "{root}{}{}anchor_span_s = 3.0\nanchor_span_lead_s = 1.0\n",
-            edge("vision", "text"),
-            edge("depth", "vision")
+        let p = plan(&with_depth(
+            "anchor_span_s = 3.0\nanchor_span_lead_s = 1.0\n",
         ))
         .unwrap();
         assert_eq!(p.edges[1].anchor_span_lead_s, Some(1.0));
