@@ -308,6 +308,9 @@ enter = 0.30
 exit = 0.20
 "#;
 
+/// A daemon config over a replayed slideshow. Each window is one still
+/// photo, so windows are not averaged (`clip_span_s = 0`, as in
+/// configs/photos-demo.toml): the events land on the slides' own times.
 fn config(dir: &Path, recording: &Path, pace: &str, device: &str, concepts: &str) -> PathBuf {
     let p = dir.join(format!("{device}-{pace}.toml"));
     let text = format!(
@@ -319,6 +322,8 @@ path = "{rec}"
 pace = "{pace}"
 [windows]
 vision = {{ length_s = 0.5, hop_s = 0.5 }}
+[fusion]
+clip_span_s = 0.0
 [encoders.vision]
 model = "{model}"
 [state]
@@ -392,6 +397,44 @@ fn expected_cat_coffee() -> Vec<(String, String, u64)> {
         ("coffee".into(), "start".into(), 12 * S),
         ("coffee".into(), "end".into(), 18 * S),
     ]
+}
+
+/// `[fusion] clip_span_s` reaches the running daemon: with each window
+/// averaged with the 1.5 s before it, the same events fire in the same order
+/// but later, each within the span of its unaveraged time, and every end
+/// later (the photo lingers in the average after the slide changes).
+#[test]
+fn clip_averaging_delays_events_by_at_most_the_span() {
+    let dir = tmpdir("clips");
+    let rec = photos(&dir);
+    let broker = Mosquitto::start(&dir);
+    let sub = Sub::new(broker.port, "sub-clips", &["edgebind/cam2/events"]);
+    let cfg = config(&dir, &rec, "fast", "cam2", CONCEPTS);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("clip_span_s = 0.0", "clip_span_s = 2.0");
+    std::fs::write(&cfg, text).unwrap();
+    let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end"]);
+    let status = d.wait().unwrap();
+    assert!(status.success(), "daemon exited with {status}");
+    sub.wait_for("4 events", Duration::from_secs(10), |s| {
+        s.events().len() >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let ev: Vec<_> = sub.events().iter().map(summary).collect();
+    let want = expected_cat_coffee();
+    assert_eq!(ev.len(), want.len(), "{ev:?}");
+    for (got, want) in ev.iter().zip(&want) {
+        assert_eq!((&got.0, &got.1), (&want.0, &want.1), "{ev:?}");
+        // Windows end every 0.5 s; the span holds four of them.
+        assert!(
+            got.2 >= want.2 && got.2 <= want.2 + 2 * S,
+            "{got:?} vs unaveraged {want:?}"
+        );
+        if got.1 == "end" {
+            assert!(got.2 > want.2, "{got:?} vs unaveraged {want:?}");
+        }
+    }
 }
 
 #[test]

@@ -189,6 +189,19 @@ pub struct FusionConfig {
     /// Longest wait (s) for a slow modality before a moment is fused without it.
     #[serde(default = "default_lateness")]
     pub lateness_s: f64,
+    /// Multi-clip span (s): each modality's embedding in a moment is the
+    /// mean of its window embeddings whose windows lie inside the last
+    /// `clip_span_s` (ImageBind averages several clips per sample the same
+    /// way; `edgebind-train eval --clip-span-s` scores the same thing).
+    /// 0: each window on its own. Default 5 (the IMU's window: a 1 s camera
+    /// clip is averaged with the four before it, a 2 s audio window with
+    /// the three before it, the IMU's 5 s window stands alone).
+    #[serde(default = "default_clip_span")]
+    pub clip_span_s: f64,
+}
+
+fn default_clip_span() -> f64 {
+    5.0
 }
 
 fn default_lateness() -> f64 {
@@ -200,6 +213,7 @@ impl Default for FusionConfig {
         FusionConfig {
             weights: BTreeMap::new(),
             lateness_s: default_lateness(),
+            clip_span_s: default_clip_span(),
         }
     }
 }
@@ -451,6 +465,14 @@ impl Config {
         }
         if !(self.fusion.lateness_s.is_finite() && self.fusion.lateness_s >= 0.0) {
             return Err("fusion.lateness_s: must be >= 0".into());
+        }
+        if !(self.fusion.clip_span_s.is_finite()
+            && (0.0..=3600.0).contains(&self.fusion.clip_span_s))
+        {
+            return Err(format!(
+                "fusion.clip_span_s: must be between 0 and 3600 s, got {}",
+                self.fusion.clip_span_s
+            ));
         }
         if let Some(url) = &self.broker.url {
             parse_broker_url(url).map_err(|e| format!("broker.url: {e}"))?;

@@ -619,7 +619,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
         space: space.clone(),
         dim,
         weights: cfg.fusion.weights.clone(),
-        fusion: Fusion::new(&expected, (cfg.fusion.lateness_s * 1e9) as u64),
+        fusion: Fusion::new(&expected, (cfg.fusion.lateness_s * 1e9) as u64)
+            .with_clip_span((cfg.fusion.clip_span_s * 1e9) as u64),
         concepts,
         config_concepts,
         overlay,

@@ -9,8 +9,18 @@
 //! `lateness` past `t` (a dead sensor or a dropping encoder delays moments by
 //! at most `lateness`, never stalls them). Moments with no embedding at all
 //! are not emitted.
+//!
+//! **Multi-clip averaging** (`[fusion] clip_span_s`, default 5 s): before a
+//! window's embedding joins a moment it is averaged (L2-normalised, summed,
+//! normalised) with the same modality's earlier window embeddings whose
+//! windows lie inside the `clip_span_s` that ends with it, as ImageBind
+//! averages several clips of one sample. A 1 s camera clip shows a street
+//! between two cars as a quiet street; five of them show the street. The
+//! price is latency in meaning: a change of situation takes up to the span
+//! to dominate the average. `edgebind-train eval --clip-span-s` scores
+//! encoders the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -109,6 +119,8 @@ impl Timed for Embedded {
 pub struct Fusion {
     aligner: MomentAligner<Embedded>,
     moments: Vec<Moment<Embedded>>,
+    clip_span_ns: u64,
+    recent: BTreeMap<Modality, VecDeque<Embedded>>,
 }
 
 impl Fusion {
@@ -123,13 +135,52 @@ impl Fusion {
         Fusion {
             aligner,
             moments: Vec::new(),
+            clip_span_ns: 0,
+            recent: BTreeMap::new(),
         }
+    }
+
+    /// Averages each window's embedding with its modality's earlier windows
+    /// inside `span_ns` (see the module doc); 0 (the default) turns it off.
+    pub fn with_clip_span(mut self, span_ns: u64) -> Self {
+        self.clip_span_ns = span_ns;
+        self
     }
 
     /// Adds an embedding (in time order per modality); completed moments go to `out`.
     pub fn push(&mut self, e: Embedded, out: &mut Vec<FusedMoment>) {
+        let e = self.multi_clip(e);
         self.aligner.push(e, &mut self.moments);
         self.convert(out);
+    }
+
+    /// `e` averaged with the kept earlier windows of its modality; its
+    /// `t_start` becomes the earliest averaged window's.
+    fn multi_clip(&mut self, mut e: Embedded) -> Embedded {
+        if self.clip_span_ns == 0 {
+            return e;
+        }
+        let q = self.recent.entry(e.modality).or_default();
+        if q.back().is_some_and(|b| b.t_end >= e.t_end) {
+            // Time went back (a replay restarted): the old windows do not
+            // precede this one.
+            q.clear();
+        }
+        let from = e.t_end.saturating_sub(self.clip_span_ns);
+        while q.front().is_some_and(|f| f.t_start < from) {
+            q.pop_front();
+        }
+        q.push_back(e.clone());
+        if q.len() > 1 {
+            let parts: Vec<(f32, &Embedding)> = q.iter().map(|p| (1.0, &*p.embedding)).collect();
+            // Every part lives in the same space and dimension (one encoder),
+            // so fusing cannot fail; keep the window's own embedding if it did.
+            if let Ok(avg) = Embedding::fuse(&parts) {
+                e.t_start = q.front().map_or(e.t_start, |f| f.t_start);
+                e.embedding = Arc::new(avg);
+            }
+        }
+        e
     }
 
     /// End of input: emits every moment up to the newest embedding.
@@ -218,6 +269,59 @@ mod tests {
         assert!(out.iter().all(|m| m.modalities() == vec![Modality::Vision]));
         f.finish(&mut out);
         assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn multi_clip_averages_the_windows_inside_the_span() {
+        // 1 s windows every second, span 3 s: each moment averages the
+        // windows ending at t, t-1 and t-2 (starting at or after t-3).
+        let mut f = Fusion::new(&[(Modality::Vision, S)], S).with_clip_span(3 * S);
+        let mut out = Vec::new();
+        let vs = [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]];
+        for (k, v) in vs.iter().enumerate() {
+            f.push(
+                emb(Modality::Vision, (k as u64 + 1) * S, v.to_vec()),
+                &mut out,
+            );
+        }
+        f.finish(&mut out);
+        assert_eq!(out.len(), 4);
+        let v = |i: usize| out[i].parts[0].embedding.vector.clone();
+        assert_eq!(v(0), vec![1.0, 0.0], "the first window stands alone");
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((v(1)[0] - h).abs() < 1e-6 && (v(1)[1] - h).abs() < 1e-6);
+        // (1, 2) / sqrt(5) at 3 s; the 1 s window has left the span at 4 s.
+        assert!((v(2)[0] - 0.447_213_6).abs() < 1e-6);
+        assert!((v(2)[1] - 0.894_427_2).abs() < 1e-6);
+        assert_eq!(v(3), vec![0.0, 1.0]);
+        assert_eq!(
+            out[2].parts[0].t_start, 0,
+            "t_start is the earliest window's"
+        );
+        assert_eq!(out[3].parts[0].t_start, S);
+        assert_eq!(out[3].window, [S, 4 * S]);
+    }
+
+    #[test]
+    fn multi_clip_keeps_a_window_longer_than_the_span_alone_and_restarts_on_rewind() {
+        let mut f = Fusion::new(&[(Modality::Imu, S)], S).with_clip_span(S / 2);
+        let mut out = Vec::new();
+        f.push(emb(Modality::Imu, S, vec![1.0, 0.0]), &mut out);
+        f.push(emb(Modality::Imu, 2 * S, vec![0.0, 1.0]), &mut out);
+        f.finish(&mut out);
+        assert_eq!(out[1].parts[0].embedding.vector, vec![0.0, 1.0]);
+        // A replay restarts at 1 s: the 2 s window must not be averaged in.
+        let mut g = Fusion::new(&[(Modality::Imu, S)], S).with_clip_span(10 * S);
+        let a = g.multi_clip(emb(Modality::Imu, 2 * S, vec![0.0, 1.0]));
+        assert_eq!(a.embedding.vector, vec![0.0, 1.0]);
+        let b = g.multi_clip(emb(Modality::Imu, S, vec![1.0, 0.0]));
+        assert_eq!(b.embedding.vector, vec![1.0, 0.0]);
+        assert_eq!(b.t_start, 0);
+        // Off by default.
+        let mut h = Fusion::new(&[(Modality::Imu, S)], S);
+        h.multi_clip(emb(Modality::Imu, S, vec![1.0, 0.0]));
+        let c = h.multi_clip(emb(Modality::Imu, 2 * S, vec![0.0, 1.0]));
+        assert_eq!(c.embedding.vector, vec![0.0, 1.0]);
     }
 
     #[test]

@@ -249,6 +249,13 @@ fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
         e.contains("bad.toml") && e.contains("line 7") && e.contains("exti"),
         "{e}"
     );
+    // A multi-clip span out of range names the field and the value.
+    let span = tmp("span.toml");
+    std::fs::write(&span, "[fusion]\nclip_span_s = -1.0\n").unwrap();
+    let o = run(bin().args(["config", "check", "--syntax-only"]).arg(&span));
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("fusion.clip_span_s") && e.contains("-1"), "{e}");
     // A model file that is not ONNX: a clear error naming it, exit 2, no panic.
     let junk = tmp("junk.onnx");
     std::fs::write(&junk, b"not a model").unwrap();

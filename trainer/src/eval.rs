@@ -4,8 +4,16 @@
 //! sensors crate's windows).
 //!
 //! Only **clean** moments are scored (one ground-truth span covers the
-//! longest window of the moment, see [`crate::data`]), so that every window
-//! of a moment shows the same situations; the embedding-arithmetic check
+//! longest window of the moment, see [`crate::data`], and the multi-clip
+//! span), so that every window of a moment shows the same situations.
+//!
+//! **Multi-clip** (`--clip-span-s`, default 5 s like the daemon's `[fusion]
+//! clip_span_s`): a modality's embedding of a moment is the mean of its
+//! window embeddings whose windows lie inside the span ending at the moment
+//! (camera, depth, thermal: five 1 s windows; audio: four 2 s windows; IMU:
+//! its one 5 s window), as ImageBind averages several clips of a sample
+//! and as the daemon does. The report keeps the single-clip zero-shot
+//! beside it. The embedding-arithmetic check stays single-clip and
 //! takes the moments clean over the two windows it combines
 //! ([`arithmetic_by_pair`]). Zero-shot: the prompt file's
 //! paraphrases are embedded by the text tower and averaged per situation;
@@ -44,6 +52,11 @@ pub struct EvalOptions {
     pub report: PathBuf,
     /// No progress output.
     pub quiet: bool,
+    /// Multi-clip span (s): a moment's embedding per modality is the mean of
+    /// that modality's clip embeddings whose windows lie inside the last
+    /// `clip_span_s` before the moment (ImageBind averages several clips per
+    /// sample the same way). 0: the moment's own clip only.
+    pub clip_span_s: f64,
 }
 
 fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncoder>> {
@@ -119,10 +132,21 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         },
         |_, _, _| {},
     )?;
+    anyhow::ensure!(
+        o.clip_span_s.is_finite() && (0.0..=3600.0).contains(&o.clip_span_s),
+        "--clip-span-s: must be between 0 and 3600 s, got {}",
+        o.clip_span_s
+    );
+    let span_ns = (o.clip_span_s * 1e9) as u64;
     let prompts = Prompts::load(&o.prompts)?;
     let situations = prompts.situations();
     let keep: Vec<usize> = (0..ds.moments.len())
-        .filter(|&i| ds.moments[i].clean && !ds.moments[i].label.is_empty())
+        // Clean over the multi-clip span too: every clip averaged into a
+        // scored moment sees its situation.
+        .filter(|&i| {
+            let m = &ds.moments[i];
+            m.clean && !m.label.is_empty() && m.stable_ns >= span_ns
+        })
         .collect();
     anyhow::ensure!(
         !keep.is_empty(),
@@ -150,37 +174,34 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Clean moments keep one truth span over the longest window, so every
     // modality's own window: they are all in `embed_stable`'s rows.
-    let embed =
-        |encs: &BTreeMap<ContractModality, TractEncoder>| -> anyhow::Result<(Scored, Rows)> {
-            let rows = embed_stable(&ds, encs)?;
-            let mut out = BTreeMap::new();
-            for m in encs.keys() {
-                let r = &rows[m];
-                let v = keep
-                    .iter()
-                    .map(|i| {
-                        r.get(i).cloned().ok_or_else(|| {
-                            anyhow::anyhow!("clean moment {i} has no {} embedding", m.as_str())
-                        })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                out.insert(m.as_str().to_string(), v);
-            }
-            Ok((out, rows))
-        };
-    let (embeddings, rows) = embed(&encoders)?;
+    let score = |rows: &Rows, span_ns: u64| -> anyhow::Result<Scored> {
+        let mut out = BTreeMap::new();
+        for (m, r) in rows {
+            let v = keep
+                .iter()
+                .map(|&i| {
+                    multi_clip(&ds.moments, r, i, span_ns.saturating_sub(window_ns(*m))).ok_or_else(
+                        || anyhow::anyhow!("clean moment {i} has no {} embedding", m.as_str()),
+                    )
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            out.insert(m.as_str().to_string(), v);
+        }
+        Ok(out)
+    };
+    let rows = embed_stable(&ds, &encoders)?;
     let set = EvalSet {
         situations: situations.clone(),
         labels: labels.clone(),
-        embeddings,
+        embeddings: score(&rows, span_ns)?,
     };
     let paired_set = if paired.is_empty() {
         None
     } else {
         Some(EvalSet {
             situations: situations.clone(),
-            labels,
-            embeddings: embed(&paired)?.0,
+            labels: labels.clone(),
+            embeddings: score(&embed_stable(&ds, &paired)?, span_ns)?,
         })
     };
     let mut class_prompts = Vec::with_capacity(situations.len());
@@ -196,6 +217,15 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     }
     let classes = crate::report::class_embeddings(&class_prompts)?;
     let mut report = Report::build(&set, &classes, paired_set.as_ref())?;
+    report.clip_span_s = o.clip_span_s;
+    if span_ns > 0 {
+        let single = EvalSet {
+            situations: situations.clone(),
+            labels,
+            embeddings: score(&rows, 0)?,
+        };
+        report.single_clip_zero_shot_top1 = Report::build(&single, &classes, None)?.zero_shot_top1;
+    }
     report.arithmetic = arithmetic_by_pair(&ds, &encoders, &rows, &situations, &label_ids)?;
     let calibration = calibrate(&set, &classes);
     if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -305,6 +335,33 @@ fn window_ns(m: ContractModality) -> u64 {
     m.sensor().map_or(0, |s| {
         (WindowConfig::default().spec(s).length_s * 1e9) as u64
     })
+}
+
+/// Moment `i`'s embedding averaged with those of the moments of the same
+/// recording that end at most `back_ns` before it (rows present only),
+/// L2-normalised; `None` when moment `i` itself has no row.
+fn multi_clip(
+    moments: &[data::MomentMeta],
+    rows: &BTreeMap<usize, Vec<f32>>,
+    i: usize,
+    back_ns: u64,
+) -> Option<Vec<f32>> {
+    let mut acc = rows.get(&i)?.clone();
+    let (rec, t) = (moments[i].recording, moments[i].t_end);
+    for j in (0..i).rev() {
+        let mj = &moments[j];
+        if mj.recording != rec || t - mj.t_end > back_ns {
+            break;
+        }
+        if let Some(r) = rows.get(&j) {
+            acc.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+        }
+    }
+    let n = acc.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if n > 0.0 {
+        acc.iter_mut().for_each(|v| *v /= n);
+    }
+    Some(acc)
 }
 
 /// Each encoder run once, on every labelled moment its own window allows
@@ -437,4 +494,55 @@ fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibratio
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{MomentMeta, Split};
+
+    const S: u64 = 1_000_000_000;
+
+    fn moment(recording: usize, t: u64) -> MomentMeta {
+        MomentMeta {
+            recording,
+            t_end: t * S,
+            label: vec!["x".into()],
+            clean: true,
+            stable_ns: 0,
+            split: Split::Train,
+        }
+    }
+
+    #[test]
+    fn multi_clip_averages_rows_inside_the_span_of_one_recording() {
+        // Recording 0 has moments at 1..=4 s, recording 1 at 5 s.
+        let moments: Vec<MomentMeta> = (1..=4)
+            .map(|t| moment(0, t))
+            .chain([moment(1, 5)])
+            .collect();
+        let rows: BTreeMap<usize, Vec<f32>> = BTreeMap::from([
+            (0, vec![1.0, 0.0]),
+            (1, vec![0.0, 1.0]),
+            // moment 2 has no row (its window saw a change): skipped
+            (3, vec![0.0, 1.0]),
+            (4, vec![1.0, 0.0]),
+        ]);
+        // Back 2 s from 4 s: the rows of 2 s and 4 s ((0,1) twice).
+        assert_eq!(
+            multi_clip(&moments, &rows, 3, 2 * S).unwrap(),
+            vec![0.0, 1.0]
+        );
+        // Back 3 s: (1,0) + 2 x (0,1), normalised.
+        let v = multi_clip(&moments, &rows, 3, 3 * S).unwrap();
+        assert!((v[0] - 0.447_213_6).abs() < 1e-6 && (v[1] - 0.894_427_2).abs() < 1e-6);
+        // No span: the row itself; another recording never mixes in.
+        assert_eq!(multi_clip(&moments, &rows, 3, 0).unwrap(), vec![0.0, 1.0]);
+        assert_eq!(
+            multi_clip(&moments, &rows, 4, 10 * S).unwrap(),
+            vec![1.0, 0.0]
+        );
+        // A moment without a row of its own has none.
+        assert!(multi_clip(&moments, &rows, 2, 10 * S).is_none());
+    }
 }

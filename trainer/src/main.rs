@@ -88,6 +88,12 @@ enum Command {
         /// depth, thermal and IMU (the bundle's bars).
         #[arg(long)]
         check: bool,
+        /// Multi-clip span in seconds: each modality's embedding of a moment
+        /// is the mean of its clips whose windows fit in the last S seconds,
+        /// as the daemon's `[fusion] clip_span_s` (default 5) averages them;
+        /// 0: the moment's own clip.
+        #[arg(long, default_value_t = 5.0, value_name = "S")]
+        clip_span_s: f64,
         /// No progress output.
         #[arg(short, long)]
         quiet: bool,
@@ -192,6 +198,7 @@ fn main() -> ExitCode {
             encoders,
             paired,
             check,
+            clip_span_s,
             quiet,
         } => {
             let opts = EvalOptions {
@@ -201,6 +208,7 @@ fn main() -> ExitCode {
                 paired,
                 report,
                 quiet,
+                clip_span_s,
             };
             match edgebind_trainer::eval::eval(&opts) {
                 Ok(r) => {

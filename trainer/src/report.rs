@@ -341,6 +341,14 @@ pub struct Report {
     /// One result per unordered modality pair (a < b by name).
     #[serde(default)]
     pub arithmetic: Vec<ArithmeticResult>,
+    /// Multi-clip span (s) of the embeddings scored above (0: one clip per
+    /// modality; see `edgebind-train eval --clip-span-s`).
+    #[serde(default)]
+    pub clip_span_s: f64,
+    /// With a multi-clip span: the emergent encoders' zero-shot top-1 on
+    /// each moment's own clip alone, for comparison.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub single_clip_zero_shot_top1: BTreeMap<String, f64>,
 }
 
 impl Report {
@@ -413,6 +421,8 @@ impl Report {
             chance: p.labels.chance(),
             confusion: confusions,
             arithmetic,
+            clip_span_s: 0.0,
+            single_clip_zero_shot_top1: BTreeMap::new(),
         })
     }
 
@@ -469,11 +479,20 @@ impl Report {
             self.moments,
             self.situations.len()
         );
-        let _ = writeln!(s, "\nzero-shot top-1 (chance {:.3})", self.chance.zero_shot);
+        let clips = if self.clip_span_s > 0.0 {
+            format!("clips averaged over {} s", self.clip_span_s)
+        } else {
+            "one clip per modality".to_string()
+        };
         let _ = writeln!(
             s,
-            "  {:<12} {:>9} {:>9} {:>7}",
-            "modality", "emergent", "paired", "ratio"
+            "\nzero-shot top-1 ({clips}; chance {:.3})",
+            self.chance.zero_shot
+        );
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>9} {:>9} {:>7} {:>12}",
+            "modality", "emergent", "paired", "ratio", "single clip"
         );
         let opt = |v: Option<&f64>, prec: usize| match v {
             Some(v) => format!("{v:.prec$}"),
@@ -482,11 +501,12 @@ impl Report {
         for m in &mods {
             let _ = writeln!(
                 s,
-                "  {:<12} {:>9.3} {:>9} {:>7}",
+                "  {:<12} {:>9.3} {:>9} {:>7} {:>12}",
                 m,
                 self.zero_shot_top1[*m],
                 opt(self.paired_zero_shot_top1.get(*m), 3),
-                opt(self.emergent_over_paired.get(*m), 2)
+                opt(self.emergent_over_paired.get(*m), 2),
+                opt(self.single_clip_zero_shot_top1.get(*m), 3)
             );
         }
         for (title, map) in [("R@1", &self.retrieval_r1), ("R@5", &self.retrieval_r5)] {
@@ -1459,6 +1479,18 @@ mod tests {
         assert!(t.contains("0.875"), "{t}");
         assert!(t.contains("chance 0.375"), "{t}");
         assert!(t.contains("a+b:"), "{t}");
+        assert!(t.contains("one clip per modality"), "{t}");
+
+        // A multi-clip report keeps the single-clip figures beside it.
+        let mut mc = report.clone();
+        mc.clip_span_s = 5.0;
+        mc.single_clip_zero_shot_top1 = BTreeMap::from([("a".to_string(), 0.625)]);
+        let t = mc.table();
+        assert!(t.contains("clips averaged over 5 s"), "{t}");
+        assert!(t.contains("0.625"), "{t}");
+        let json = serde_json::to_value(&mc).unwrap();
+        assert_eq!(json["clip_span_s"], 5.0);
+        assert_eq!(serde_json::from_value::<Report>(json).unwrap(), mc);
     }
 
     #[test]
