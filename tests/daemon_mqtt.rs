@@ -390,6 +390,19 @@ fn summary(e: &Value) -> (String, String, u64) {
     )
 }
 
+/// Runs the daemon on `cfg` to the end of its recording (`--exit-at-end`),
+/// then returns the events `sub` saw once it has at least `n`.
+fn run_to_end(cfg: &Path, broker: &Mosquitto, sub: &Sub, n: usize) -> Vec<Value> {
+    let mut d = daemon(cfg, &broker.url(), &["--exit-at-end"]);
+    let status = d.wait().unwrap();
+    assert!(status.success(), "daemon exited with {status}");
+    sub.wait_for(&format!("{n} events"), Duration::from_secs(10), |s| {
+        s.events().len() >= n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    sub.events()
+}
+
 fn expected_cat_coffee() -> Vec<(String, String, u64)> {
     vec![
         ("cat".into(), "start".into(), 3 * S),
@@ -414,14 +427,10 @@ fn clip_averaging_delays_events_by_at_most_the_span() {
         .unwrap()
         .replace("clip_span_s = 0.0", "clip_span_s = 2.0");
     std::fs::write(&cfg, text).unwrap();
-    let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end"]);
-    let status = d.wait().unwrap();
-    assert!(status.success(), "daemon exited with {status}");
-    sub.wait_for("4 events", Duration::from_secs(10), |s| {
-        s.events().len() >= 4
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let ev: Vec<_> = sub.events().iter().map(summary).collect();
+    let ev: Vec<_> = run_to_end(&cfg, &broker, &sub, 4)
+        .iter()
+        .map(summary)
+        .collect();
     let want = expected_cat_coffee();
     assert_eq!(ev.len(), want.len(), "{ev:?}");
     for (got, want) in ev.iter().zip(&want) {
@@ -454,14 +463,7 @@ fn photos_give_exactly_the_expected_events_at_the_right_times() {
         rec.display()
     );
     let cfg = config(&dir, &rec, "fast", "cam1", &by_example);
-    let mut d = daemon(&cfg, &broker.url(), &["--exit-at-end"]);
-    let status = d.wait().unwrap();
-    assert!(status.success(), "daemon exited with {status}");
-    sub.wait_for("6 events", Duration::from_secs(10), |s| {
-        s.events().len() >= 6
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let ev = sub.events();
+    let ev = run_to_end(&cfg, &broker, &sub, 6);
     let mut want = expected_cat_coffee();
     want.push(("like-24s".into(), "start".into(), 21 * S));
     want.push(("like-24s".into(), "end".into(), 27 * S));
