@@ -6,6 +6,12 @@
 //!
 //! Before the first reading (or after the last) the nearest reading is held; a
 //! window with no reading at all is an error rather than a tensor of zeros.
+//!
+//! `detrend` (off by default, ImageBind has no such step) then subtracts each
+//! channel's mean over the window. Gravity on a rig mounted at an unknown
+//! angle and the sensors' biases are constant over a window and say nothing
+//! about what happens; the wearer's sway (about 0.01 g and 0.01 rad/s, as
+//! large as a gyro's bias) is what is left.
 
 use super::{PreprocessError, Tensor};
 
@@ -21,6 +27,8 @@ pub struct ImuParams {
     pub mean: [f32; 6],
     /// Per-channel std.
     pub std: [f32; 6],
+    /// Subtract each channel's mean over the window (after the scaling).
+    pub detrend: bool,
 }
 
 impl Default for ImuParams {
@@ -30,6 +38,7 @@ impl Default for ImuParams {
             length: 2000,
             mean: [0.0; 6],
             std: [9.80665, 9.80665, 9.80665, 1.0, 1.0, 1.0],
+            detrend: false,
         }
     }
 }
@@ -76,6 +85,13 @@ pub fn preprocess_imu(
             out[c * p.length + i] = (v[c] - p.mean[c]) / p.std[c];
         }
     }
+    if p.detrend {
+        for ch in out.chunks_exact_mut(p.length) {
+            // f64 sum: 2000 values of ~1 g would lose bits in f32.
+            let m = (ch.iter().map(|&x| x as f64).sum::<f64>() / p.length as f64) as f32;
+            ch.iter_mut().for_each(|x| *x -= m);
+        }
+    }
     Ok(Tensor::new(vec![6, p.length], out))
 }
 
@@ -107,5 +123,23 @@ mod tests {
             assert!((t.data[2 * 400 + i] - 1.0).abs() < 1e-6);
         }
         assert!(preprocess_imu(&[], 0, &p).is_err());
+
+        // Detrended: each channel minus its window mean. The ramp 0..99.75
+        // has mean 49.875; gravity (a constant) becomes 0.
+        let d = preprocess_imu(
+            &readings,
+            0,
+            &ImuParams {
+                detrend: true,
+                ..p.clone()
+            },
+        )
+        .unwrap();
+        for i in 0..400 {
+            let want = i as f32 / 4.0 - 49.875;
+            assert!((d.data[i] * 9.80665 - want).abs() < 1e-3, "ax[{i}]");
+            assert!((d.data[5 * 400 + i] + want).abs() < 1e-3, "gz[{i}]");
+            assert!(d.data[2 * 400 + i].abs() < 1e-6, "az[{i}]");
+        }
     }
 }
