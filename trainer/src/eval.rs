@@ -177,12 +177,13 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     let score = |rows: &Rows, span_ns: u64| -> anyhow::Result<Scored> {
         let mut out = BTreeMap::new();
         for (m, r) in rows {
+            let avg = multi_clip(&ds.moments, r, span_ns.saturating_sub(window_ns(*m)));
             let v = keep
                 .iter()
-                .map(|&i| {
-                    multi_clip(&ds.moments, r, i, span_ns.saturating_sub(window_ns(*m))).ok_or_else(
-                        || anyhow::anyhow!("clean moment {i} has no {} embedding", m.as_str()),
-                    )
+                .map(|i| {
+                    avg.get(i).cloned().ok_or_else(|| {
+                        anyhow::anyhow!("clean moment {i} has no {} embedding", m.as_str())
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             out.insert(m.as_str().to_string(), v);
@@ -219,12 +220,10 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     let mut report = Report::build(&set, &classes, paired_set.as_ref())?;
     report.clip_span_s = o.clip_span_s;
     if span_ns > 0 {
-        let single = EvalSet {
-            situations: situations.clone(),
-            labels,
-            embeddings: score(&rows, 0)?,
-        };
-        report.single_clip_zero_shot_top1 = Report::build(&single, &classes, None)?.zero_shot_top1;
+        for (m, emb) in score(&rows, 0)? {
+            let acc = crate::report::zero_shot_top1(&emb, &labels, &classes)?;
+            report.single_clip_zero_shot_top1.insert(m, acc);
+        }
     }
     report.arithmetic = arithmetic_by_pair(&ds, &encoders, &rows, &situations, &label_ids)?;
     let calibration = calibrate(&set, &classes);
@@ -337,31 +336,28 @@ fn window_ns(m: ContractModality) -> u64 {
     })
 }
 
-/// Moment `i`'s embedding averaged with those of the moments of the same
-/// recording that end at most `back_ns` before it (rows present only),
-/// L2-normalised; `None` when moment `i` itself has no row.
+/// Every row averaged with the rows of the moments of the same recording
+/// that end at most `back_ns` before it (rows present only), L2-normalised:
+/// the trainer's anchor-span average ([`crate::bind::average_over_span`])
+/// over a table whose missing rows are zeros. Only moments with a row of
+/// their own get one.
 fn multi_clip(
     moments: &[data::MomentMeta],
     rows: &BTreeMap<usize, Vec<f32>>,
-    i: usize,
     back_ns: u64,
-) -> Option<Vec<f32>> {
-    let mut acc = rows.get(&i)?.clone();
-    let (rec, t) = (moments[i].recording, moments[i].t_end);
-    for j in (0..i).rev() {
-        let mj = &moments[j];
-        if mj.recording != rec || t - mj.t_end > back_ns {
-            break;
-        }
-        if let Some(r) = rows.get(&j) {
-            acc.iter_mut().zip(r).for_each(|(a, b)| *a += b);
-        }
+) -> BTreeMap<usize, Vec<f32>> {
+    let Some(dim) = rows.values().next().map(Vec::len) else {
+        return BTreeMap::new();
+    };
+    let mut table = vec![0f32; moments.len() * dim];
+    for (&i, r) in rows {
+        table[i * dim..(i + 1) * dim].copy_from_slice(r);
     }
-    let n = acc.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if n > 0.0 {
-        acc.iter_mut().for_each(|v| *v /= n);
-    }
-    Some(acc)
+    // `average_over_span` keeps moments ending less than its span before.
+    let avg = crate::bind::average_over_span(moments, &table, dim, back_ns + 1, 0);
+    rows.keys()
+        .map(|&i| (i, avg[i * dim..(i + 1) * dim].to_vec()))
+        .collect()
 }
 
 /// Each encoder run once, on every labelled moment its own window allows
@@ -529,20 +525,14 @@ mod tests {
             (4, vec![1.0, 0.0]),
         ]);
         // Back 2 s from 4 s: the rows of 2 s and 4 s ((0,1) twice).
-        assert_eq!(
-            multi_clip(&moments, &rows, 3, 2 * S).unwrap(),
-            vec![0.0, 1.0]
-        );
+        assert_eq!(multi_clip(&moments, &rows, 2 * S)[&3], vec![0.0, 1.0]);
         // Back 3 s: (1,0) + 2 x (0,1), normalised.
-        let v = multi_clip(&moments, &rows, 3, 3 * S).unwrap();
+        let v = &multi_clip(&moments, &rows, 3 * S)[&3];
         assert!((v[0] - 0.447_213_6).abs() < 1e-6 && (v[1] - 0.894_427_2).abs() < 1e-6);
         // No span: the row itself; another recording never mixes in.
-        assert_eq!(multi_clip(&moments, &rows, 3, 0).unwrap(), vec![0.0, 1.0]);
-        assert_eq!(
-            multi_clip(&moments, &rows, 4, 10 * S).unwrap(),
-            vec![1.0, 0.0]
-        );
+        assert_eq!(multi_clip(&moments, &rows, 0)[&3], vec![0.0, 1.0]);
+        assert_eq!(multi_clip(&moments, &rows, 10 * S)[&4], vec![1.0, 0.0]);
         // A moment without a row of its own has none.
-        assert!(multi_clip(&moments, &rows, 2, 10 * S).is_none());
+        assert!(!multi_clip(&moments, &rows, 10 * S).contains_key(&2));
     }
 }
