@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 const S: u64 = 1_000_000_000;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..")
 }
 
 /// The `edgebind` binary built by `cargo test --workspace` next to this test.

@@ -129,7 +129,9 @@ fn main() {
     println!("edgebind-models bench (median of {runs} runs)");
     // (case, threads, batch, ms for the whole call) for EDGEBIND_BENCH_JSON.
     let mut figures: Vec<(&'static str, usize, usize, f64)> = Vec::new();
-    let zoo = Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/image_anchor_mobilenetv2.onnx");
+    let zoo =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("zoo/image_anchor_mobilenetv2.onnx");
     let img = Tensor::new(
         vec![3, 224, 224],
         (0..3 * 224 * 224)

@@ -16,7 +16,8 @@ use edgebind_models::preprocess::vision::{VisionParams, preprocess_rgb8, resize_
 use serde_json::Value;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("fixtures")
 }
 
 fn manifest() -> Value {

@@ -21,7 +21,9 @@ use edgebind_models::preprocess::Tensor;
 fn onnx_runtime_route_matches_tract() {
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .expect("set ORT_DYLIB_PATH to a libonnxruntime.so (see the module doc)");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo/image_anchor_mobilenetv2.onnx");
+    let model =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("zoo/image_anchor_mobilenetv2.onnx");
     let opts = BackendOptions {
         threads: 1,
         max_batch: 2,

@@ -16,7 +16,8 @@ use edgebind_models::text::{PLAN_AFTER, PLAN_CACHE_SIZE, TEXT_SPACE, TextTower, 
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .to_path_buf()
 }
 
 fn json(rel: &str) -> Value {

@@ -17,7 +17,8 @@ use edgebind::daemon::{RunOptions, run};
 use edgebind::slideshow::{Slide, Slideshow};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..")
 }
 
 fn slide(name: Option<(&str, u32, u32)>, secs: f64) -> Slide {

@@ -610,11 +610,10 @@ mod tests {
 
     #[test]
     fn the_jetson_example_parses() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../configs/jetson.toml"
-        ));
-        let c = load(path).unwrap();
+        let path =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../configs/jetson.toml");
+        let c = load(&path).unwrap();
         assert_eq!(c.rig.kind, RigKind::Devices);
         let d = c.rig.devices.as_ref().unwrap();
         assert!(d.camera.is_some() && d.depth.is_some() && d.thermal.is_some());

@@ -41,11 +41,9 @@ mod tests {
 
     #[test]
     fn device_intrinsics_replace_the_contracts() {
-        let cfg = crate::config::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../configs/jetson.toml"
-        )))
-        .unwrap();
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let cfg = crate::config::load(&std::path::Path::new(&dir).join("../configs/jetson.toml"))
+            .unwrap();
         let c = edgebind_models::contract::Contract::imagebind(
             edgebind_models::contract::ContractModality::Depth,
         );

@@ -70,8 +70,10 @@ mod tests {
 
     #[test]
     fn shipped_rig_config_spells_out_the_defaults() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/sim-rig.toml");
-        let cfg = load(Path::new(path)).unwrap();
+        let path =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../configs/sim-rig.toml");
+        let cfg = load(&path).unwrap();
         let defaults = SimConfig {
             seed: 7,
             ..SimConfig::default()

@@ -217,8 +217,11 @@ fn replay_rerecords_through_the_live_path() {
 /// loads, shares the text tower's space, and every text concept embeds.
 #[test]
 fn demo_config_loads_the_bundled_encoders() {
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/demo.toml");
-    let o = run(bin().args(["config", "check", demo]));
+    let demo = format!(
+        "{}/../configs/demo.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    );
+    let o = run(bin().args(["config", "check", demo.as_str()]));
     let out = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -233,8 +236,11 @@ fn demo_config_loads_the_bundled_encoders() {
 
 #[test]
 fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/demo.toml");
-    let o = run(bin().args(["config", "check", "--syntax-only", demo]));
+    let demo = format!(
+        "{}/../configs/demo.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    );
+    let o = run(bin().args(["config", "check", "--syntax-only", demo.as_str()]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bad = tmp("bad.toml");
     std::fs::write(

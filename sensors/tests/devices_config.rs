@@ -7,7 +7,10 @@ use edgebind_sensors::devices::{
 };
 
 fn jetson() -> (toml::Table, DevicesConfig) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/jetson.toml");
+    let path = format!(
+        "{}/../configs/jetson.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let doc: toml::Table = toml::from_str(&text).unwrap();
     let devices = doc["rig"]["devices"].clone();

@@ -23,6 +23,12 @@
 //! text is trained a second time directly against the text captions (same
 //! data, steps, batch, temperature, augmentation) into `<out>/paired/`: the
 //! baseline that `edgebind-train eval` compares emergent alignment with.
+//!
+//! Data: every edge pairs the moments of `[data] recordings`, unless it names
+//! its own (`[[edge]] recordings`, as ImageBind trains each pair on its own
+//! dataset); each distinct set is read once, when the first edge needing it
+//! trains, with every modality of the plan, so an edge's moments do not depend
+//! on which other edges run (`--only`). Its paired baseline takes the same.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -111,6 +117,9 @@ pub struct EdgeLog {
     /// How far past the moment that average reached, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor_span_lead_s: Option<f64>,
+    /// The recordings its pairs came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<String>,
     /// Training pairs available.
     pub train_pairs: usize,
     /// Validation pairs.
@@ -152,7 +161,6 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     let out = rel(&plan.file.out);
     std::fs::create_dir_all(out.join("checkpoints"))
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", out.display()))?;
-    let recordings: Vec<PathBuf> = plan.file.data.recordings.iter().map(|p| rel(p)).collect();
     let cache = EmbCache {
         dir: plan.file.data.cache.as_ref().map(|p| rel(p)),
     };
@@ -184,38 +192,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         segment_s: plan.file.data.segment_s,
         holdout: plan.file.data.holdout,
     };
-    let t0 = Instant::now();
-    let mut last = Instant::now();
     let quiet = opts.quiet;
-    let ds = data::load(&recordings, &spec, |p, done, total| {
-        if !quiet && (last.elapsed().as_secs_f64() > 2.0 || done == total) {
-            last = Instant::now();
-            eprintln!(
-                "reading {}: {:.0}%",
-                p.display(),
-                100.0 * done as f64 / total.max(1) as f64
-            );
-        }
-    })?;
-    let train_idx = ds.split(Split::Train);
-    let val_idx = ds.split(Split::Val);
-    if !quiet {
-        eprintln!(
-            "{} moments ({} train, {} validation, {} dropped at split edges) from {} recording(s) in {:.1} s",
-            ds.moments.len(),
-            train_idx.len(),
-            val_idx.len(),
-            ds.dropped,
-            recordings.len(),
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    anyhow::ensure!(
-        train_idx.len() >= 2,
-        "only {} training moments: record longer or lower data.holdout",
-        train_idx.len()
-    );
-
     let text = if captions.is_some() {
         Some(TextTower::load_default().map_err(|e| {
             anyhow::anyhow!("text tower: {e} (fetch it with scripts/fetch-models.sh)")
@@ -223,10 +200,9 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     } else {
         None
     };
-    let text_anchor = match (&text, &captions) {
-        (Some(t), Some(c)) => Some(TextAnchor::build(&ds, c, t, &cache)?),
-        _ => None,
-    };
+    // Each distinct set of recordings (`[data]`, or an edge's own) is read
+    // once, when the first edge that needs it trains.
+    let mut datasets: Vec<(Vec<PathBuf>, EdgeData)> = Vec::new();
 
     let mut logs = Vec::new();
     let mut jobs: Vec<(String, Edge)> = plan
@@ -262,8 +238,18 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         if !opts.only.is_empty() && !opts.only.contains(name) {
             continue;
         }
+        let recordings: Vec<PathBuf> = edge.recordings.iter().map(|p| rel(p)).collect();
+        let di = match datasets.iter().position(|(r, _)| *r == recordings) {
+            Some(i) => i,
+            None => {
+                let d = EdgeData::load(&recordings, &spec, &text, &captions, &cache, quiet)?;
+                datasets.push((recordings, d));
+                datasets.len() - 1
+            }
+        };
+        let data = &datasets[di].1;
         let anchor: AnchorTable = if edge.anchor == ContractModality::Text {
-            AnchorTable::Text(text_anchor.as_ref().ok_or_else(|| {
+            AnchorTable::Text(data.text_anchor.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("{name}: binds to text but there are no captions")
             })?)
         } else {
@@ -273,11 +259,12 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 Some((p, enc)) if edge.anchor == plan.root => (p.clone(), Some(enc)),
                 _ => (out.join(format!("{}.onnx", edge.anchor.as_str())), None),
             };
-            let (mut table, dim) = embed_moments(&ds, edge.anchor, &path, loaded, &cache, quiet)?;
+            let (mut table, dim) =
+                embed_moments(&data.ds, edge.anchor, &path, loaded, &cache, quiet)?;
             if let Some(span) = edge.anchor_span_s {
                 let lead = edge.anchor_span_lead_s.unwrap_or(0.0);
                 table = average_over_span(
-                    &ds.moments,
+                    &data.ds.moments,
                     &table,
                     dim,
                     (span * 1e9).round() as u64,
@@ -291,9 +278,9 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
             name,
             edge,
             plan: &plan,
-            ds: &ds,
-            train_idx: &train_idx,
-            val_idx: &val_idx,
+            ds: &data.ds,
+            train_idx: &data.train_idx,
+            val_idx: &data.val_idx,
             anchor: &anchor,
             preprocess: &spec.preprocess[&edge.learner],
             out: &out,
@@ -316,9 +303,9 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     let summary = serde_json::json!({
         "plan": plan_path.display().to_string(),
         "seed": plan.file.seed,
-        "moments": {"train": train_idx.len(), "val": val_idx.len()},
         "edges": logs.iter().map(|l| serde_json::json!({
             "name": l.name, "anchor": l.anchor, "steps": l.steps, "batch": l.batch,
+            "train_pairs": l.train_pairs, "val_pairs": l.val_pairs, "recordings": l.recordings,
             "seconds": l.seconds, "steps_per_s": l.steps_per_s,
             "final_val_loss": l.val.last().map(|p| p.loss),
             "final_val_top1": l.val.last().and_then(|p| p.top1),
@@ -339,6 +326,72 @@ fn write_json(path: &Path, v: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
+
+/// One set of recordings read for training: the moments, their split and
+/// (with captions) the text side.
+struct EdgeData {
+    ds: Dataset,
+    train_idx: Vec<usize>,
+    val_idx: Vec<usize>,
+    text_anchor: Option<TextAnchor>,
+}
+
+impl EdgeData {
+    fn load(
+        recordings: &[PathBuf],
+        spec: &LoadSpec,
+        text: &Option<TextTower>,
+        captions: &Option<Prompts>,
+        cache: &EmbCache,
+        quiet: bool,
+    ) -> anyhow::Result<EdgeData> {
+        let t0 = Instant::now();
+        let mut last = Instant::now();
+        let ds = data::load(recordings, spec, |p, done, total| {
+            if !quiet && (last.elapsed().as_secs_f64() > 2.0 || done == total) {
+                last = Instant::now();
+                eprintln!(
+                    "reading {}: {:.0}%",
+                    p.display(),
+                    100.0 * done as f64 / total.max(1) as f64
+                );
+            }
+        })?;
+        let train_idx = ds.split(Split::Train);
+        let val_idx = ds.split(Split::Val);
+        if !quiet {
+            eprintln!(
+                "{} moments ({} train, {} validation, {} dropped at split edges) from {} recording(s) in {:.1} s",
+                ds.moments.len(),
+                train_idx.len(),
+                val_idx.len(),
+                ds.dropped,
+                recordings.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        anyhow::ensure!(
+            train_idx.len() >= 2,
+            "only {} training moments in {}: record longer or lower data.holdout",
+            train_idx.len(),
+            recordings
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let text_anchor = match (text, captions) {
+            (Some(t), Some(c)) => Some(TextAnchor::build(&ds, c, t, cache)?),
+            _ => None,
+        };
+        Ok(EdgeData {
+            ds,
+            train_idx,
+            val_idx,
+            text_anchor,
+        })
+    }
 }
 
 /// The text side: every caption of each label set, embedded once.
@@ -757,6 +810,12 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         target_temperature: e.target_temperature,
         anchor_span_s: e.anchor_span_s,
         anchor_span_lead_s: e.anchor_span_lead_s,
+        recordings: j
+            .ds
+            .recordings
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         train_pairs: train.len(),
         val_pairs: val.len(),
         seconds: 0.0,

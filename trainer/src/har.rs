@@ -949,7 +949,9 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/hapt-prompts.toml");
+        let path =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../configs/hapt-prompts.toml");
         let p = Prompts::load(&path, &classes).unwrap();
         let train: Vec<&String> = p.train.iter().flatten().collect();
         for e in p.eval.iter().flatten() {

@@ -141,6 +141,14 @@ pub struct EdgeSpec {
     /// Augmentations of the learner's input.
     #[serde(default)]
     pub augment: Vec<Augment>,
+    /// This edge's paired recordings, instead of `[data] recordings`
+    /// (relative to the plan's folder). ImageBind trains each pair on its own
+    /// dataset (AudioSet for audio, SUN RGB-D for depth, LLVIP for thermal,
+    /// Ego4D for IMU); here an edge can take more (or other) data than the
+    /// rest without changing what the others were trained on. Its text-paired
+    /// baseline takes the same.
+    #[serde(default)]
+    pub recordings: Option<Vec<PathBuf>>,
 }
 
 /// `[train]`: defaults every edge inherits.
@@ -270,6 +278,8 @@ pub struct Edge {
     pub ema: Option<f64>,
     /// Augmentations.
     pub augment: Vec<Augment>,
+    /// Paired recordings, as written (the edge's own or `[data] recordings`).
+    pub recordings: Vec<PathBuf>,
 }
 
 impl Edge {
@@ -562,6 +572,12 @@ impl Plan {
                     "{place}: ema {d} must be a decay between 0 and 1 (e.g. 0.999)"
                 ));
             }
+            if e.recordings.as_ref().is_some_and(Vec::is_empty) {
+                return bad(format!(
+                    "{place}: recordings is empty: name at least one MCAP recording, or \
+                     leave it out to use [data] recordings"
+                ));
+            }
             for a in &e.augment {
                 if !a.applies_to(learner) {
                     let name = serde_json::to_value(a).expect("serialisable");
@@ -583,6 +599,10 @@ impl Plan {
                 batch,
                 ema,
                 augment: e.augment.clone(),
+                recordings: e
+                    .recordings
+                    .clone()
+                    .unwrap_or_else(|| file.data.recordings.clone()),
             });
         }
         let text_edges = edges.iter().any(|e| e.anchor == ContractModality::Text);
@@ -637,7 +657,19 @@ impl Plan {
                         .unwrap_or_default()
                     + &e.ema
                         .map(|d| format!(", weights averaged (EMA {d})"))
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                    + &if e.recordings == self.file.data.recordings {
+                        String::new()
+                    } else {
+                        format!(
+                            ", own data: {}",
+                            e.recordings
+                                .iter()
+                                .map(|p| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
                 e.steps,
                 e.batch,
                 c.dim,
@@ -829,6 +861,21 @@ mod tests {
         assert!(
             p.summary()
                 .contains("anchor averaged over 3 s ending 1 s after the moment")
+        );
+        // An edge's own recordings replace [data] recordings for it alone.
+        let p = plan(&with_depth("recordings = [\"r.mcap\", \"more.mcap\"]\n")).unwrap();
+        assert_eq!(p.edges[0].recordings, [PathBuf::from("r.mcap")]);
+        assert_eq!(
+            p.edges[1].recordings,
+            [PathBuf::from("r.mcap"), PathBuf::from("more.mcap")]
+        );
+        let s = p.summary();
+        assert!(s.contains("own data: r.mcap, more.mcap"), "{s}");
+        assert_eq!(s.matches("own data").count(), 1, "{s}");
+        let e = err(&with_depth("recordings = []\n"));
+        assert!(
+            e.contains("edge 2 (depth->vision): recordings is empty"),
+            "{e}"
         );
         let e = err(&format!("{root}{}batch = 1\n", edge("vision", "text")));
         assert!(e.contains("at least 2 pairs"), "{e}");

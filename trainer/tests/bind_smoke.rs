@@ -19,14 +19,14 @@ fn dir() -> PathBuf {
     d
 }
 
-fn record(path: &Path, seconds: u64) {
+fn record(path: &Path, seconds: u64, seed: u64) {
     let small = |fps| FrameStreamConfig {
         width: 32,
         height: 32,
         fps,
     };
     let cfg = SimConfig {
-        seed: 11,
+        seed,
         camera: small(15.0),
         depth: small(15.0),
         thermal: small(9.0),
@@ -111,9 +111,10 @@ fn loss_falls(l: &EdgeLog) {
 #[test]
 fn bind_trains_exports_caches_and_resumes_exactly() {
     let d = dir();
-    record(&d.join("sim.mcap"), 150);
+    record(&d.join("sim.mcap"), 150, 11);
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/captions-train.toml"),
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../configs/captions-train.toml"),
         d.join("captions.toml"),
     )
     .unwrap();
@@ -256,6 +257,46 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         assert!(a == c, "{f}: an --only run differs from the whole plan's");
     }
     assert!(d.join("c/bind-audio+paired-imu.json").exists());
+
+    // An edge with its own recordings (here the IMU's: the plan's and a
+    // second one) trains on more pairs; the other edges are trained on
+    // exactly what they were before, byte for byte.
+    record(&d.join("sim2.mcap"), 60, 12);
+    let own = PLAN.replace("OUT", "e").replace(
+        "augment = [\"noise\", \"time-shift\"]",
+        "augment = [\"noise\", \"time-shift\"]\nrecordings = [\"sim.mcap\", \"sim2.mcap\"]",
+    );
+    std::fs::write(d.join("e.toml"), own).unwrap();
+    let e_logs = bind(
+        &d.join("e.toml"),
+        &BindOptions {
+            quiet: true,
+            only: ["vision", "imu", "audio", "paired/imu"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pairs = |logs: &[EdgeLog], name: &str| {
+        let l = logs.iter().find(|l| l.name == name).unwrap();
+        (l.train_pairs, l.recordings.len())
+    };
+    for name in ["imu", "paired/imu"] {
+        let (before, after) = (pairs(&logs, name), pairs(&e_logs, name));
+        assert_eq!((before.1, after.1), (1, 2), "{name}");
+        assert!(after.0 > before.0 + 20, "{name}: {before:?} -> {after:?}");
+    }
+    assert_eq!(pairs(&e_logs, "audio"), pairs(&logs, "audio"));
+    for (f, same) in [
+        ("vision.onnx", true),
+        ("audio.onnx", true),
+        ("imu.onnx", false),
+    ] {
+        let a = std::fs::read(d.join("a").join(f)).unwrap();
+        let e = std::fs::read(d.join("e").join(f)).unwrap();
+        assert_eq!(a == e, same, "{f}");
+    }
     let e = only(&["lidar"]).unwrap_err().to_string();
     assert!(
         e.contains("--only lidar") && e.contains("vision, imu, audio, paired/imu, paired/audio"),
@@ -276,7 +317,7 @@ fn plans_that_cannot_train_say_why() {
         .to_string();
     assert!(e.contains("sim.mcap"), "{e}");
     // A recording whose situations have no captions.
-    record(&d.join("sim.mcap"), 40);
+    record(&d.join("sim.mcap"), 40, 11);
     let e = format!(
         "{:#}",
         bind(&d.join("p.toml"), &BindOptions::default()).unwrap_err()
