@@ -17,6 +17,7 @@
 //! learner = "audio"
 //! anchor = "vision"                   # temperature defaults to ImageBind's (0.05)
 //! # target_temperature = 0.05         # optional: soft targets from the anchor (loss::soft_info_nce)
+//! # recordings = ["a.mcap", "b.mcap"] # optional: this edge's own data instead of [data] recordings
 //! [encoders.audio]
 //! depth = 6                           # overrides onto the small default
 //! [data]
