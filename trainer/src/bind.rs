@@ -242,7 +242,13 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
         let di = match datasets.iter().position(|(r, _)| *r == recordings) {
             Some(i) => i,
             None => {
-                let d = EdgeData::load(&recordings, &spec, &text, &captions, &cache, quiet)?;
+                let d = EdgeData::load(
+                    &recordings,
+                    &spec,
+                    text.as_ref().zip(captions.as_ref()),
+                    &cache,
+                    quiet,
+                )?;
                 datasets.push((recordings, d));
                 datasets.len() - 1
             }
@@ -341,8 +347,7 @@ impl EdgeData {
     fn load(
         recordings: &[PathBuf],
         spec: &LoadSpec,
-        text: &Option<TextTower>,
-        captions: &Option<Prompts>,
+        captions: Option<(&TextTower, &Prompts)>,
         cache: &EmbCache,
         quiet: bool,
     ) -> anyhow::Result<EdgeData> {
@@ -381,9 +386,9 @@ impl EdgeData {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let text_anchor = match (text, captions) {
-            (Some(t), Some(c)) => Some(TextAnchor::build(&ds, c, t, cache)?),
-            _ => None,
+        let text_anchor = match captions {
+            Some((t, c)) => Some(TextAnchor::build(&ds, c, t, cache)?),
+            None => None,
         };
         Ok(EdgeData {
             ds,
