@@ -78,6 +78,33 @@ fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncode
     Ok(out)
 }
 
+/// One preprocessing per modality: the emergent and text-paired encoders of
+/// a modality share the loaded windows, so they must agree on how a window
+/// becomes their input. The error names both files and both preprocessings.
+fn one_preprocess_per_modality(
+    sources: Vec<(ContractModality, PathBuf, Preprocess)>,
+) -> anyhow::Result<BTreeMap<ContractModality, Preprocess>> {
+    let mut seen: BTreeMap<ContractModality, (PathBuf, Preprocess)> = BTreeMap::new();
+    for (m, path, p) in sources {
+        if let Some((first, q)) = seen.get(&m) {
+            let json = |x: &Preprocess| serde_json::to_string(x).unwrap_or_else(|e| e.to_string());
+            anyhow::ensure!(
+                *q == p,
+                "{} encoders disagree on preprocessing: {} has {}, {} has {}; they share the \
+                 recording's windows, so evaluate them separately (--paired DIR)",
+                m.as_str(),
+                first.display(),
+                json(q),
+                path.display(),
+                json(&p)
+            );
+        } else {
+            seen.insert(m, (path, p));
+        }
+    }
+    Ok(seen.into_iter().map(|(m, (_, p))| (m, p)).collect())
+}
+
 /// Runs the evaluation, writes the report and returns it.
 pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     let t0 = Instant::now();
@@ -109,19 +136,19 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
             text.space()
         );
     }
-    // One preprocessing per modality: the emergent and paired encoders of a
-    // modality must agree on it (they share the loaded windows).
-    let mut preprocess: BTreeMap<ContractModality, Preprocess> = BTreeMap::new();
-    for (m, e) in encoders.iter().chain(paired.iter()) {
-        let p = e.contract().preprocess.clone();
-        if let Some(old) = preprocess.insert(*m, p.clone()) {
-            anyhow::ensure!(
-                old == p,
-                "{} encoders disagree on preprocessing; evaluate them separately",
-                m.as_str()
-            );
-        }
+    let file = |d: &Path, m: &ContractModality| d.join(format!("{}.onnx", m.as_str()));
+    let mut sources: Vec<(ContractModality, PathBuf, Preprocess)> = encoders
+        .iter()
+        .map(|(m, e)| (*m, file(&o.encoders, m), e.contract().preprocess.clone()))
+        .collect();
+    if let Some(d) = &paired_dir {
+        sources.extend(
+            paired
+                .iter()
+                .map(|(m, e)| (*m, file(d, m), e.contract().preprocess.clone())),
+        );
     }
+    let preprocess = one_preprocess_per_modality(sources)?;
     let ds = data::load(
         std::slice::from_ref(&o.recording),
         &LoadSpec {
@@ -496,6 +523,44 @@ fn calibrate(set: &EvalSet, classes: &[Vec<f32>]) -> BTreeMap<String, Calibratio
 mod tests {
     use super::*;
     use crate::data::{MomentMeta, Split};
+
+    #[test]
+    fn encoders_of_one_modality_must_share_their_preprocessing() {
+        use edgebind_models::preprocess::depth::DepthParams;
+        let depth = |clip_s: f64| {
+            Preprocess::Depth(DepthParams {
+                frames: 2,
+                clip_s,
+                ..DepthParams::default()
+            })
+        };
+        let src = |d: &str, p: Preprocess| (ContractModality::Depth, PathBuf::from(d), p);
+        let ok = one_preprocess_per_modality(vec![
+            src("b/depth.onnx", depth(0.5)),
+            src("b/paired/depth.onnx", depth(0.5)),
+        ])
+        .unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[&ContractModality::Depth], depth(0.5));
+        let e = one_preprocess_per_modality(vec![
+            src("b/depth.onnx", depth(1.0)),
+            src("b/paired/depth.onnx", depth(0.5)),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("depth encoders disagree on preprocessing"),
+            "{e}"
+        );
+        assert!(
+            e.contains("b/depth.onnx has {") && e.contains("\"clip_s\":1.0"),
+            "{e}"
+        );
+        assert!(
+            e.contains("b/paired/depth.onnx has {") && e.contains("\"clip_s\":0.5"),
+            "{e}"
+        );
+    }
 
     const S: u64 = 1_000_000_000;
 
