@@ -59,10 +59,15 @@ pub struct EvalOptions {
     pub clip_span_s: f64,
 }
 
+/// Where an encoders folder keeps the encoder of `m`: `<dir>/<modality>.onnx`.
+fn encoder_file(dir: &Path, m: ContractModality) -> PathBuf {
+    dir.join(format!("{}.onnx", m.as_str()))
+}
+
 fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncoder>> {
     let mut out = BTreeMap::new();
     for m in ContractModality::SENSORS {
-        let p = dir.join(format!("{}.onnx", m.as_str()));
+        let p = encoder_file(dir, m);
         if p.exists() {
             let enc = TractEncoder::load_reproducible(&p, &frozen_backend())?;
             anyhow::ensure!(
@@ -136,19 +141,16 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
             text.space()
         );
     }
-    let file = |d: &Path, m: &ContractModality| d.join(format!("{}.onnx", m.as_str()));
-    let mut sources: Vec<(ContractModality, PathBuf, Preprocess)> = encoders
-        .iter()
-        .map(|(m, e)| (*m, file(&o.encoders, m), e.contract().preprocess.clone()))
-        .collect();
+    let sources = |d: &Path, encs: &BTreeMap<ContractModality, TractEncoder>| {
+        encs.iter()
+            .map(|(m, e)| (*m, encoder_file(d, *m), e.contract().preprocess.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut all = sources(&o.encoders, &encoders);
     if let Some(d) = &paired_dir {
-        sources.extend(
-            paired
-                .iter()
-                .map(|(m, e)| (*m, file(d, m), e.contract().preprocess.clone())),
-        );
+        all.extend(sources(d, &paired));
     }
-    let preprocess = one_preprocess_per_modality(sources)?;
+    let preprocess = one_preprocess_per_modality(all)?;
     let ds = data::load(
         std::slice::from_ref(&o.recording),
         &LoadSpec {
