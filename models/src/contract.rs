@@ -167,9 +167,10 @@ impl Preprocess {
     }
 
     /// Seconds between the frames of the clip the encoder takes (vision,
-    /// depth or thermal with a real 2-frame clip); 0 for single frames and
-    /// every other modality.
-    /// The windower is built with it ([`edgebind_sensors::window::Windower::with_clip`]).
+    /// depth or thermal with a real clip of [`Preprocess::frames`] frames,
+    /// 2 or more, evenly spaced and ending with the window's own frame); 0
+    /// for single frames and every other modality. The windower is built
+    /// with it ([`edgebind_sensors::window::Windower::with_clip_frames`]).
     pub fn clip_s(&self) -> f64 {
         match self {
             Preprocess::Vision(p) => p.clip_s,
@@ -374,9 +375,10 @@ impl Contract {
             return bad("`input.shape` is empty".into());
         }
         let (clip_s, frames) = (self.preprocess.clip_s(), self.preprocess.frames());
-        if clip_s != 0.0 && (frames != 2 || !(0.001..=60.0).contains(&clip_s)) {
+        let max = edgebind_sensors::window::MAX_CLIP_FRAMES;
+        if clip_s != 0.0 && (!(2..=max).contains(&frames) || !(0.001..=60.0).contains(&clip_s)) {
             return bad(format!(
-                "preprocess.clip_s = {clip_s} needs `frames` = 2 (got {frames}) and 0.001..60 s"
+                "preprocess.clip_s = {clip_s} needs `frames` = 2..{max} (got {frames}) and 0.001..60 s"
             ));
         }
         for (i, d) in self.input.shape.iter().enumerate().skip(1) {
@@ -564,9 +566,26 @@ mod tests {
         let Preprocess::Depth(p) = &mut c.preprocess else {
             unreachable!()
         };
+        // A 3-frame clip (t - 1 s, t - 0.5 s, t) when the input says 3 frames.
         p.frames = 3;
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("clip_s = 0.5 needs `frames` = 2 (got 3)"), "{e}");
+        assert!(e.contains("input"), "{e}");
+        c.input.shape[2] = Dim::Fixed(3);
+        c.validate().unwrap();
+        for frames in [1, 17] {
+            let Preprocess::Depth(p) = &mut c.preprocess else {
+                unreachable!()
+            };
+            p.frames = frames;
+            c.input.shape[2] = Dim::Fixed(frames);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "clip_s = 0.5 needs `frames` = 2..16 (got {frames})"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

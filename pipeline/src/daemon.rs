@@ -342,7 +342,10 @@ fn embed_example(
     let err = |d: String| format!("concept `{name}`: example {}: {d}", e.recording.display());
     let mut reader = McapReader::open(&e.recording).map_err(|x| err(x.to_string()))?;
     let mut windower = Windower::new(e.modality, spec)
-        .and_then(|w| w.with_clip(enc.contract().preprocess.clip_s()))
+        .and_then(|w| {
+            let p = &enc.contract().preprocess;
+            w.with_clip_frames(p.clip_s(), p.frames())
+        })
         .map_err(|x| err(x.to_string()))?;
     let mut scratch = Sample::empty(e.modality);
     let (mut out, mut first, mut best): (Vec<Window>, Option<u64>, Option<(u64, Window)>) =
@@ -554,13 +557,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<RunSummary, String> {
     let mut windowers = BTreeMap::new();
     for m in &streams {
         // An encoder that takes a clip gets windows carrying one (its contract decides).
-        let clip_s = encoders
-            .get(m)
-            .map_or(0.0, |(enc, _, _)| enc.contract().preprocess.clip_s());
+        let (clip_s, frames) = encoders.get(m).map_or((0.0, 1), |(enc, _, _)| {
+            let p = &enc.contract().preprocess;
+            (p.clip_s(), p.frames())
+        });
         windowers.insert(
             *m,
             Windower::new(*m, cfg.windows.spec(*m))
-                .and_then(|w| w.with_clip(clip_s))
+                .and_then(|w| w.with_clip_frames(clip_s, frames))
                 .map_err(|e| format!("windows.{m}: {e}"))?,
         );
     }

@@ -26,13 +26,19 @@
 //! asks for a clip with [`Windower::with_clip`]: each frame window then also
 //! carries, in [`WindowData::Frame::earlier`], the frame nearest
 //! `t_end - clip` among the frames strictly before the window's own frame.
+//! A clip of more frames ([`Windower::with_clip_frames`], `frames` evenly
+//! spaced `clip` apart) carries the frames nearest `t_end - k * clip` for
+//! k = frames - 1 .. 1, oldest first, each strictly before the next.
 //! A window whose earlier frame is missing or more than `clip / 2` from its
 //! target (the camera stalled or runs slower than the clip) is skipped and
-//! counted like a stalled window. The clip length comes from the encoder's
-//! contract, never from a user setting, so training and the daemon cut the
-//! same clips.
+//! counted like a stalled window. The clip length and frame count come from
+//! the encoder's contract, never from a user setting, so training and the
+//! daemon cut the same clips.
 
 use std::collections::VecDeque;
+
+/// The most frames a clip may have ([`Windower::with_clip_frames`]).
+pub const MAX_CLIP_FRAMES: usize = 16;
 
 use serde::{Deserialize, Serialize};
 
@@ -196,8 +202,10 @@ pub enum WindowData {
         /// The frame.
         frame: Frame,
         /// With a clip ([`Windower::with_clip`]): the frame nearest
-        /// `t_end - clip`, strictly before `frame`. `None` without a clip.
-        earlier: Option<Box<(Timestamp, Frame)>>,
+        /// `t_end - clip`, strictly before `frame`; with a clip of `n` frames
+        /// ([`Windower::with_clip_frames`]), the `n - 1` frames nearest
+        /// `t_end - k * clip`, oldest first. Empty without a clip.
+        earlier: Vec<(Timestamp, Frame)>,
     },
     /// Audio covering the window, placed by timestamp.
     Audio {
@@ -246,8 +254,10 @@ pub struct Windower {
     skipped: u64,
     // Frame streams: the latest frame before the next window end.
     prev_frame: Option<(Timestamp, Frame)>,
-    // Frame clips: the clip length and the recent frames to pick the earlier frame from.
+    // Frame clips: the spacing, the frame count and the recent frames to pick
+    // the earlier frames from.
     clip_ns: u64,
+    clip_frames: usize,
     history: VecDeque<(Timestamp, Frame)>,
     // Audio: chunks that may still fall in a future window.
     chunks: VecDeque<(u64, AudioChunk)>,
@@ -271,6 +281,7 @@ impl Windower {
             skipped: 0,
             prev_frame: None,
             clip_ns: 0,
+            clip_frames: 1,
             history: VecDeque::new(),
             chunks: VecDeque::new(),
             audio_format: None,
@@ -282,9 +293,19 @@ impl Windower {
     /// `t_end - clip_s` (see the module doc). `clip_s = 0` (the default) means
     /// single frames. Refused for audio and IMU, and for a clip outside
     /// 1 ms..60 s.
-    pub fn with_clip(mut self, clip_s: f64) -> Result<Self, WindowError> {
+    pub fn with_clip(self, clip_s: f64) -> Result<Self, WindowError> {
+        self.with_clip_frames(clip_s, 2)
+    }
+
+    /// Frame streams: every window carries a clip of `frames` frames spaced
+    /// `clip_s` apart and ending with its own frame (see the module doc);
+    /// `with_clip(c)` is `with_clip_frames(c, 2)`. `clip_s = 0` means single
+    /// frames. Refused for audio and IMU, for a clip outside 1 ms..60 s and
+    /// for fewer than 2 or more than [`MAX_CLIP_FRAMES`] frames.
+    pub fn with_clip_frames(mut self, clip_s: f64, frames: usize) -> Result<Self, WindowError> {
         if clip_s == 0.0 {
             self.clip_ns = 0;
+            self.clip_frames = 1;
             return Ok(self);
         }
         if !self.modality.is_frame_stream() || !(0.001..=60.0).contains(&clip_s) {
@@ -293,38 +314,60 @@ impl Windower {
                 value: clip_s,
             });
         }
+        if !(2..=MAX_CLIP_FRAMES).contains(&frames) {
+            return Err(WindowError::BadSpec {
+                field: "clip frames",
+                value: frames as f64,
+            });
+        }
         self.clip_ns = secs_to_ns(clip_s);
+        self.clip_frames = frames;
         Ok(self)
     }
 
-    /// The clip length of frame windows, ns (0: single frames).
+    /// The spacing of the frames of a clip, ns (0: single frames).
     pub fn clip_ns(&self) -> u64 {
         self.clip_ns
     }
 
-    /// The earlier frame of a clip whose own frame is at `own`, for the
-    /// window ending at `end`; `None` when no frame is close enough.
-    fn earlier_frame(&self, end: u64, own: u64) -> Option<Box<(Timestamp, Frame)>> {
-        let target = end.saturating_sub(self.clip_ns);
-        self.history
-            .iter()
-            .filter(|(t, _)| t.mono_ns < own)
-            .min_by_key(|(t, _)| t.mono_ns.abs_diff(target))
-            .filter(|(t, _)| t.mono_ns.abs_diff(target) <= self.clip_ns / 2)
-            .map(|(t, f)| Box::new((*t, f.clone())))
+    /// The frames of a clip, the window's own included (1: single frames).
+    pub fn clip_frames(&self) -> usize {
+        self.clip_frames
+    }
+
+    /// The earlier frames of a clip whose own frame is at `own`, for the
+    /// window ending at `end`, oldest first; `None` when one of them has no
+    /// frame close enough to its target.
+    fn earlier_frames(&self, end: u64, own: u64) -> Option<Vec<(Timestamp, Frame)>> {
+        let mut picked = Vec::with_capacity(self.clip_frames - 1);
+        let mut before = own;
+        for k in 1..self.clip_frames as u64 {
+            // A target before time 0 has no frame (the stream had not started).
+            let target = end.checked_sub(k * self.clip_ns)?;
+            let (t, f) = self
+                .history
+                .iter()
+                .filter(|(t, _)| t.mono_ns < before)
+                .min_by_key(|(t, _)| t.mono_ns.abs_diff(target))
+                .filter(|(t, _)| t.mono_ns.abs_diff(target) <= self.clip_ns / 2)?;
+            before = t.mono_ns;
+            picked.push((*t, f.clone()));
+        }
+        picked.reverse();
+        Some(picked)
     }
 
     /// Emits the frame window ending at `end` with its own frame (and, with a
-    /// clip, its earlier frame; without one the window is skipped and counted).
+    /// clip, its earlier frames; without them the window is skipped and counted).
     fn emit_frame(&mut self, end: u64, t: Timestamp, frame: Frame, out: &mut Vec<Window>) {
         let earlier = if self.clip_ns > 0 {
-            let Some(e) = self.earlier_frame(end, t.mono_ns) else {
+            let Some(e) = self.earlier_frames(end, t.mono_ns) else {
                 self.skipped += 1;
                 return;
             };
-            Some(e)
+            e
         } else {
-            None
+            Vec::new()
         };
         out.push(Window {
             modality: self.modality,
@@ -432,8 +475,8 @@ impl Windower {
 
     fn push_frame(&mut self, t: Timestamp, f: &Frame, out: &mut Vec<Window>) {
         if self.clip_ns > 0 {
-            // Keep what the next windows may still pick as their earlier frame.
-            let keep = 2 * self.clip_ns + self.length_ns;
+            // Keep what the next windows may still pick as their earlier frames.
+            let keep = self.clip_frames as u64 * self.clip_ns + self.length_ns;
             while self
                 .history
                 .front()
@@ -657,11 +700,9 @@ mod tests {
         let picked: Vec<(u64, u64, u64)> = out
             .iter()
             .map(|win| match &win.data {
-                WindowData::Frame {
-                    t,
-                    earlier: Some(e),
-                    ..
-                } => (win.t_end / MS, t.mono_ns / MS, e.0.mono_ns / MS),
+                WindowData::Frame { t, earlier, .. } if earlier.len() == 1 => {
+                    (win.t_end / MS, t.mono_ns / MS, earlier[0].0.mono_ns / MS)
+                }
                 other => panic!("no earlier frame in {other:?}"),
             })
             .collect();
@@ -671,7 +712,7 @@ mod tests {
         let WindowData::Frame { earlier, .. } = &out[0].data else {
             unreachable!()
         };
-        assert_eq!(earlier.as_ref().unwrap().1.data, vec![1; 6]);
+        assert_eq!(earlier[0].1.data, vec![1; 6]);
         assert_eq!(w.skipped(), 0);
         // The history stays short: only what the next clip can still use.
         assert!(w.history.len() <= 12, "{}", w.history.len());
@@ -710,6 +751,62 @@ mod tests {
                 .clip_ns(),
             0
         );
+    }
+
+    #[test]
+    fn longer_clips_carry_evenly_spaced_frames_oldest_first() {
+        // 10 fps from 30 ms; hop 500 ms, length 250 ms, 3 frames 400 ms apart.
+        let spec = WindowSpec {
+            length_s: 0.25,
+            hop_s: 0.5,
+        };
+        let mut w = Windower::new(Modality::Vision, spec)
+            .unwrap()
+            .with_clip_frames(0.4, 3)
+            .unwrap();
+        assert_eq!((w.clip_ns(), w.clip_frames()), (400 * MS, 3));
+        let mut out = Vec::new();
+        for k in 0..22u64 {
+            w.push(&frame_at(30 + 100 * k, k as u8), &mut out).unwrap();
+        }
+        let picked: Vec<Vec<u64>> = out
+            .iter()
+            .map(|win| match &win.data {
+                WindowData::Frame { t, earlier, .. } => earlier
+                    .iter()
+                    .map(|(e, _)| e.mono_ns / MS)
+                    .chain([t.mono_ns / MS])
+                    .collect(),
+                other => panic!("not a frame window: {other:?}"),
+            })
+            .collect();
+        // End 500: targets 100 and -300: the oldest is missing -> skipped.
+        // End 1000: own 1030, targets 600 -> 630 and 200 -> 230.
+        assert_eq!(
+            picked,
+            vec![
+                vec![230, 630, 1030],
+                vec![730, 1130, 1530],
+                vec![1230, 1630, 2030]
+            ]
+        );
+        let WindowData::Frame { earlier, .. } = &out[0].data else {
+            unreachable!()
+        };
+        assert_eq!(earlier[0].1.data, vec![2; 6]);
+        assert_eq!(w.skipped(), 1);
+        // The history holds only what the next clips can still use: 3 x 400 + 250 ms.
+        assert!(w.history.len() <= 16, "{}", w.history.len());
+        // One or too many frames is not a clip.
+        for frames in [0, 1, MAX_CLIP_FRAMES + 1] {
+            assert!(
+                Windower::new(Modality::Vision, spec)
+                    .unwrap()
+                    .with_clip_frames(0.4, frames)
+                    .is_err(),
+                "{frames} frames"
+            );
+        }
     }
 
     #[test]

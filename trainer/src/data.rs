@@ -327,7 +327,7 @@ fn read_one(
         streams.push(Stream {
             modality: m,
             windower: Windower::new(sm, spec.windows.spec(sm))
-                .and_then(|w| w.with_clip(p.clip_s()))
+                .and_then(|w| w.with_clip_frames(p.clip_s(), p.frames()))
                 .map_err(|e| err(e.to_string()))?,
             pre: Preprocessor::new(p)
                 .map_err(|e| err(format!("{} preprocessing: {e}", m.as_str())))?,

@@ -101,7 +101,23 @@ fn every_architecture_matches_tract_within_1e_4() {
     thermal_clip_conv.input = vec![1, 2, 32, 32];
     thermal_clip_conv.patch = vec![2, 8, 8];
     thermal_clip_conv.conv_stem = vec![8, 16];
-    configs.extend([vision_conv, depth_conv, depth_clip, thermal_clip_conv]);
+    // A 3-frame depth clip (t - 1 s, t - 0.5 s, t) through the conv stem,
+    // with the clip in its contract.
+    let mut depth_clip3 = EncoderConfig::small(ContractModality::Depth).unwrap();
+    depth_clip3.input = vec![1, 3, 32, 32];
+    depth_clip3.patch = vec![3, 8, 8];
+    depth_clip3.conv_stem = vec![8, 16];
+    depth_clip3.preprocess = Some(serde_json::json!({ "clip_s": 0.5 }));
+    let c = depth_clip3.contract("s", "", "");
+    assert_eq!((c.preprocess.frames(), c.preprocess.clip_s()), (3, 0.5));
+    c.validate().unwrap();
+    configs.extend([
+        vision_conv,
+        depth_conv,
+        depth_clip,
+        thermal_clip_conv,
+        depth_clip3,
+    ]);
     for cfg in &configs {
         let d = parity(cfg);
         assert!(d <= 1e-4, "{}: max abs diff {d}", cfg.modality.as_str());

@@ -34,9 +34,10 @@ pub struct DepthParams {
     /// it the frame is repeated).
     #[serde(skip_serializing_if = "is_zero_usize")]
     pub frames: usize,
-    /// Seconds between the two frames of a real clip (`frames` = 2): the
-    /// window's earlier frame (nearest `t_end - clip_s`) is time step 0, its
-    /// own frame time step 1, so the encoder sees motion; 0 = no clip.
+    /// Seconds between the frames of a real clip (`frames` >= 2, evenly
+    /// spaced; ImageBind's video takes 2): the
+    /// window's earlier frames (nearest `t_end - k * clip_s`) come first, its
+    /// own frame last, so the encoder sees motion; 0 = no clip.
     #[serde(skip_serializing_if = "super::vision::is_zero")]
     pub clip_s: f64,
 }

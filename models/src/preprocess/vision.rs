@@ -34,9 +34,10 @@ pub struct VisionParams {
     /// Frames in the model input (the frame is repeated): 2 for ImageBind, 0
     /// for a plain image model taking `[3, crop, crop]`.
     pub frames: usize,
-    /// Seconds between the two frames of a real clip (`frames` = 2): the
-    /// window's earlier frame (nearest `t_end - clip_s`) is time step 0 and
-    /// its own frame time step 1, so the encoder sees motion. 0 (ImageBind's
+    /// Seconds between the frames of a real clip (`frames` >= 2, evenly
+    /// spaced; ImageBind's video takes 2): the
+    /// window's earlier frames (nearest `t_end - k * clip_s`) come first and
+    /// its own frame last, so the encoder sees motion. 0 (ImageBind's
     /// images, the default): the one frame repeated. A still image given to a
     /// clip encoder (`edgebind embed`) is repeated too: a clip with no motion.
     #[serde(skip_serializing_if = "is_zero")]

@@ -100,26 +100,31 @@ impl Preprocessor {
                 if clip_s <= 0.0 {
                     return Ok(vec![super::repeat_frames(own, self.spec.frames())?]);
                 }
-                // A real clip: (earlier frame, own frame), each transformed alike.
-                let Some(e) = earlier else {
+                // A real clip: (earlier frames, own frame), each transformed alike.
+                let frames = self.spec.frames();
+                if earlier.len() + 1 != frames {
                     return Err(PreprocessError::Shape(format!(
-                        "the encoder takes a {clip_s} s clip but the {} window ending at {} ns \
-                         has one frame (build its windower with the contract's clip)",
-                        w.modality, w.t_end
+                        "the encoder takes a {frames}-frame clip ({clip_s} s apart) but the {} \
+                         window ending at {} ns has {} (build its windower with the contract's clip)",
+                        w.modality,
+                        w.t_end,
+                        earlier.len() + 1
                     )));
-                };
-                let (_, ef) = &**e;
-                ef.validate()
-                    .map_err(|e| PreprocessError::Shape(e.to_string()))?;
-                let first = self.frame_item(ef, w).expect("same spec")?;
-                return Tensor::stack_time(&[&first, &own])
-                    .map(|t| vec![t])
-                    .ok_or_else(|| {
-                        PreprocessError::Shape(format!(
-                            "the {} clip ending at {} ns has frames of different shapes",
-                            w.modality, w.t_end
-                        ))
-                    });
+                }
+                let mut items = Vec::with_capacity(frames);
+                for (_, ef) in earlier {
+                    ef.validate()
+                        .map_err(|e| PreprocessError::Shape(e.to_string()))?;
+                    items.push(self.frame_item(ef, w).expect("same spec")?);
+                }
+                items.push(own);
+                let refs: Vec<&Tensor> = items.iter().collect();
+                return Tensor::stack_time(&refs).map(|t| vec![t]).ok_or_else(|| {
+                    PreprocessError::Shape(format!(
+                        "the {} clip ending at {} ns has frames of different shapes",
+                        w.modality, w.t_end
+                    ))
+                });
             }
         }
         match (&self.spec, &w.data) {
@@ -187,7 +192,7 @@ mod tests {
         let frame = |fmt: PixelFormat| WindowData::Frame {
             t: Timestamp::sim(0),
             frame: Frame::zeroed(320, 240, fmt),
-            earlier: None,
+            earlier: Vec::new(),
         };
         let cases = [
             (
@@ -283,7 +288,7 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: z16(2000),
-                earlier: Some(Box::new((Timestamp::sim(1_400_000_000), z16(1000)))),
+                earlier: vec![(Timestamp::sim(1_400_000_000), z16(1000))],
             },
         );
         let mut p = Preprocessor::new(&depth_spec(2, 0.5)).unwrap();
@@ -298,6 +303,34 @@ mod tests {
         assert!(items[0].data.iter().all(|&v| (v - 0.5).abs() < 1e-6));
         let mut p = Preprocessor::new(&depth_spec(0, 0.0)).unwrap();
         assert_eq!(p.window(&clip).unwrap()[0].shape, vec![1, 4, 4]);
+        // A 3-frame clip: oldest (4 m -> 0.25), earlier (1 m), own (2 m).
+        let mut p = Preprocessor::new(&depth_spec(3, 0.5)).unwrap();
+        let three = window(
+            Modality::Depth,
+            WindowData::Frame {
+                t: Timestamp::sim(1_900_000_000),
+                frame: z16(2000),
+                earlier: vec![
+                    (Timestamp::sim(900_000_000), z16(4000)),
+                    (Timestamp::sim(1_400_000_000), z16(1000)),
+                ],
+            },
+        );
+        let items = p.window(&three).unwrap();
+        assert_eq!(items[0].shape, vec![1, 3, 4, 4]);
+        for (step, want) in [0.25, 1.0, 0.5].into_iter().enumerate() {
+            let plane = &items[0].data[16 * step..16 * (step + 1)];
+            assert!(
+                plane.iter().all(|&v| (v - want).abs() < 1e-6),
+                "step {step}: {plane:?}"
+            );
+        }
+        // ...and a 2-frame window given to it is refused, naming both counts.
+        let e = p.window(&clip).unwrap_err().to_string();
+        assert!(
+            e.contains("3-frame clip (0.5 s apart)") && e.contains("has 2"),
+            "{e}"
+        );
 
         // Thermal: 40 °C earlier, 10 °C now, window -10..60.
         let thermal = Preprocess::Thermal(crate::preprocess::thermal::ThermalParams {
@@ -323,7 +356,7 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: y16(10.0),
-                earlier: Some(Box::new((Timestamp::sim(1_600_000_000), y16(40.0)))),
+                earlier: vec![(Timestamp::sim(1_600_000_000), y16(40.0))],
             },
         );
         let items = p.window(&w).unwrap();
@@ -344,12 +377,14 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: y16(10.0),
-                earlier: None,
+                earlier: Vec::new(),
             },
         );
         let e = p.window(&single).unwrap_err().to_string();
         assert!(
-            e.contains("0.3 s clip") && e.contains("thermal window"),
+            e.contains("2-frame clip (0.3 s apart)")
+                && e.contains("thermal window")
+                && e.contains("has 1"),
             "{e}"
         );
         // A clip whose earlier frame is of another format is refused too.
@@ -358,7 +393,7 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: y16(10.0),
-                earlier: Some(Box::new((Timestamp::sim(1_600_000_000), z16(1000)))),
+                earlier: vec![(Timestamp::sim(1_600_000_000), z16(1000))],
             },
         );
         assert!(p.window(&mixed).is_err());
@@ -381,7 +416,7 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: late.clone(),
-                earlier: Some(Box::new((Timestamp::sim(1_400_000_000), early))),
+                earlier: vec![(Timestamp::sim(1_400_000_000), early)],
             },
         );
         let items = p.window(&w).unwrap();
@@ -394,12 +429,12 @@ mod tests {
             WindowData::Frame {
                 t: Timestamp::sim(1_900_000_000),
                 frame: late,
-                earlier: None,
+                earlier: Vec::new(),
             },
         );
         let e = p.window(&single).unwrap_err().to_string();
         assert!(
-            e.contains("0.5 s clip") && e.contains("2000000000 ns"),
+            e.contains("2-frame clip (0.5 s apart)") && e.contains("2000000000 ns"),
             "{e}"
         );
     }

@@ -88,8 +88,14 @@ pub fn window(
             expected(m)
         )
     };
-    let frame_window = |modality: Modality, frame: Frame, clip: bool| {
-        let earlier = clip.then(|| Box::new((Timestamp::sim(0), frame.clone())));
+    // A still image given to a clip encoder: the clip's earlier frames repeat it.
+    let earlier_frames = if pre.clip_s() > 0.0 {
+        pre.frames().saturating_sub(1)
+    } else {
+        0
+    };
+    let frame_window = |modality: Modality, frame: Frame| {
+        let earlier = vec![(Timestamp::sim(0), frame.clone()); earlier_frames];
         Window {
             modality,
             t_start: 0,
@@ -114,7 +120,7 @@ pub fn window(
                 format: PixelFormat::Rgb8,
                 data: img.into_raw(),
             };
-            Ok(frame_window(Modality::Vision, frame, pre.clip_s() > 0.0))
+            Ok(frame_window(Modality::Vision, frame))
         }
         ContractModality::Depth | ContractModality::Thermal => {
             if kind != Kind::Png {
@@ -141,7 +147,7 @@ pub fn window(
                 format,
                 data: img.as_raw().iter().flat_map(|v| v.to_le_bytes()).collect(),
             };
-            Ok(frame_window(modality, frame, pre.clip_s() > 0.0))
+            Ok(frame_window(modality, frame))
         }
         ContractModality::Audio => {
             if kind != Kind::Wav {
