@@ -78,12 +78,14 @@ impl WindowSpec {
             return Err(WindowError::BadSpec {
                 field: "length_s",
                 value: self.length_s,
+                range: "0.001..=3600 seconds",
             });
         }
         if !ok(self.hop_s) {
             return Err(WindowError::BadSpec {
                 field: "hop_s",
                 value: self.hop_s,
+                range: "0.001..=3600 seconds",
             });
         }
         Ok(())
@@ -145,12 +147,14 @@ impl WindowConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WindowError {
     /// A spec value is out of range.
-    #[error("window `{field}` = {value} is out of range (0.001..=3600 seconds)")]
+    #[error("window `{field}` = {value} is out of range ({range})")]
     BadSpec {
         /// The field.
         field: &'static str,
         /// Its value.
         value: f64,
+        /// What it may be.
+        range: &'static str,
     },
     /// A sample of another modality or payload kind was pushed.
     #[error("{expected} windower got a {got} sample at t={t_ns} ns")]
@@ -312,12 +316,14 @@ impl Windower {
             return Err(WindowError::BadSpec {
                 field: "clip_s",
                 value: clip_s,
+                range: "0.001..=60 seconds, frame streams only",
             });
         }
         if !(2..=MAX_CLIP_FRAMES).contains(&frames) {
             return Err(WindowError::BadSpec {
                 field: "clip frames",
                 value: frames as f64,
+                range: "2..=16",
             });
         }
         self.clip_ns = secs_to_ns(clip_s);
@@ -799,12 +805,14 @@ mod tests {
         assert!(w.history.len() <= 16, "{}", w.history.len());
         // One or too many frames is not a clip.
         for frames in [0, 1, MAX_CLIP_FRAMES + 1] {
-            assert!(
-                Windower::new(Modality::Vision, spec)
-                    .unwrap()
-                    .with_clip_frames(0.4, frames)
-                    .is_err(),
-                "{frames} frames"
+            let e = Windower::new(Modality::Vision, spec)
+                .unwrap()
+                .with_clip_frames(0.4, frames)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("window `clip frames` = {frames} is out of range (2..=16)")
             );
         }
     }
