@@ -86,11 +86,13 @@ cargo run -q --locked -p edgebind-trainer --bin edgebind-train -- \
 python3 - "$work/eval.json" encoders/bundle/eval.json <<'PY'
 import json, sys
 got, want = (json.load(open(p)) for p in sys.argv[1:])
-bad = [f"{m}: {got['zero_shot_top1'].get(m)} vs committed {v}"
-       for m, v in want["zero_shot_top1"].items()
-       if abs(got["zero_shot_top1"].get(m, -1) - v) > 0.006]
+bad = [f"{key} {m}: {got.get(key, {}).get(m)} vs committed {v}"
+       for key in ("zero_shot_top1", "supervised_zero_shot_top1")
+       for m, v in want.get(key, {}).items()
+       if abs(got.get(key, {}).get(m, -1) - v) > 0.006]
 av = next(r for r in got["arithmetic"] if (r["a"], r["b"]) == ("audio", "vision"))
 print("zero-shot top-1:", {m: round(v, 3) for m, v in got["zero_shot_top1"].items()})
+print("supervised ceiling:", {m: round(v, 3) for m, v in got.get("supervised_zero_shot_top1", {}).items()})
 print(f"arithmetic audio+vision: {av['queries']} queries, P@5 {av['precision_at_k']:.3f} "
       f"(audio {av['precision_a_only']:.3f}, vision {av['precision_b_only']:.3f}, base {av['base_rate']:.3f})")
 if av["queries"] == 0 or av["precision_at_k"] <= max(av["precision_a_only"], av["precision_b_only"]):

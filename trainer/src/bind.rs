@@ -24,6 +24,17 @@
 //! data, steps, batch, temperature, augmentation) into `<out>/paired/`: the
 //! baseline that `edgebind-train eval` compares emergent alignment with.
 //!
+//! With `[train] supervised_ceiling = true` every learner is trained once
+//! more on the situation labels of the ground truth into `<out>/supervised/`
+//! (`supervised/<learner>` for `--only`): the same encoder, data, steps,
+//! batch, temperature and augmentation, with cross-entropy against the
+//! situations' text prototypes (the mean of each situation's captions,
+//! [`crate::loss::class_cross_entropy`]). It exports into the same space, so
+//! `edgebind-train eval` scores it exactly like the others: the most this
+//! encoder reaches on this data when told the answer, the ceiling against
+//! which a modality's emergent (and paired) figures are read. A learner
+//! whose sensor cannot tell two situations apart fails them here too.
+//!
 //! Data: every edge pairs the moments of `[data] recordings`, unless it names
 //! its own (`[[edge]] recordings`, as ImageBind trains each pair on its own
 //! dataset); each distinct set is read once, when the first edge needing it
@@ -45,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset, LoadSpec, MomentMeta, Split, frozen_backend};
 use crate::export::write_onnx;
-use crate::loss::top1;
+use crate::loss::{class_cross_entropy, class_top1, top1};
 use crate::params::Rng;
 use crate::plan::{Augment, Edge, Plan};
 use crate::prompts::Prompts;
@@ -205,36 +216,53 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
     let mut datasets: Vec<(Vec<PathBuf>, EdgeData)> = Vec::new();
 
     let mut logs = Vec::new();
-    let mut jobs: Vec<(String, Edge)> = plan
+    // (name, edge, trained on the situation labels)
+    let mut jobs: Vec<(String, Edge, bool)> = plan
         .edges
         .iter()
-        .map(|e| (e.learner.as_str().to_string(), e.clone()))
+        .map(|e| (e.learner.as_str().to_string(), e.clone(), false))
         .collect();
+    let against_text = |e: &Edge| {
+        let mut p = e.clone();
+        p.anchor = ContractModality::Text;
+        p.anchor_span_s = None;
+        p.anchor_span_lead_s = None;
+        p
+    };
     if plan.file.train.paired_baseline {
         for e in &plan.edges {
             if e.anchor != ContractModality::Text {
-                let mut p = e.clone();
-                p.anchor = ContractModality::Text;
-                p.anchor_span_s = None;
-                p.anchor_span_lead_s = None;
-                jobs.push((format!("paired/{}", e.learner.as_str()), p));
+                jobs.push((
+                    format!("paired/{}", e.learner.as_str()),
+                    against_text(e),
+                    false,
+                ));
             }
+        }
+    }
+    if plan.file.train.supervised_ceiling {
+        for e in &plan.edges {
+            jobs.push((
+                format!("supervised/{}", e.learner.as_str()),
+                against_text(e),
+                true,
+            ));
         }
     }
     if let Some(bad) = opts
         .only
         .iter()
-        .find(|o| !jobs.iter().any(|(n, _)| n == *o))
+        .find(|o| !jobs.iter().any(|(n, _, _)| n == *o))
     {
         anyhow::bail!(
             "--only {bad}: the plan has no such edge (its edges: {})",
             jobs.iter()
-                .map(|(n, _)| n.as_str())
+                .map(|(n, _, _)| n.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
-    for (ji, (name, edge)) in jobs.iter().enumerate() {
+    for (ji, (name, edge, supervised)) in jobs.iter().enumerate() {
         if !opts.only.is_empty() && !opts.only.contains(name) {
             continue;
         }
@@ -253,8 +281,18 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
                 datasets.len() - 1
             }
         };
+        if *supervised && datasets[di].1.classes.is_none() {
+            let (t, c) = text
+                .as_ref()
+                .zip(captions.as_ref())
+                .ok_or_else(|| anyhow::anyhow!("{name}: needs data.captions"))?;
+            let table = ClassTable::build(&datasets[di].1.ds, c, t)?;
+            datasets[di].1.classes = Some(table);
+        }
         let data = &datasets[di].1;
-        let anchor: AnchorTable = if edge.anchor == ContractModality::Text {
+        let anchor: AnchorTable = if *supervised {
+            AnchorTable::Classes(data.classes.as_ref().expect("built above"))
+        } else if edge.anchor == ContractModality::Text {
             AnchorTable::Text(data.text_anchor.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("{name}: binds to text but there are no captions")
             })?)
@@ -293,6 +331,7 @@ pub fn bind(plan_path: &Path, opts: &BindOptions) -> anyhow::Result<Vec<EdgeLog>
             seed,
             dev: &dev,
             opts,
+            captions: plan.file.data.captions.as_deref(),
         })?;
         let stopped = !log.complete;
         logs.push(log);
@@ -341,6 +380,9 @@ struct EdgeData {
     train_idx: Vec<usize>,
     val_idx: Vec<usize>,
     text_anchor: Option<TextAnchor>,
+    /// Situation prototypes and labels, built when a supervised job first
+    /// needs them.
+    classes: Option<ClassTable>,
 }
 
 impl EdgeData {
@@ -395,6 +437,7 @@ impl EdgeData {
             train_idx,
             val_idx,
             text_anchor,
+            classes: None,
         })
     }
 }
@@ -460,6 +503,68 @@ impl TextAnchor {
     }
 }
 
+/// The supervised ceiling's targets: one text prototype per situation (the
+/// mean of its captions' embeddings, unit length) and, per moment, a mask
+/// row over the situations (0 on its labels, -inf elsewhere).
+pub struct ClassTable {
+    situations: Vec<String>,
+    /// `k * dim`.
+    protos: Vec<f32>,
+    dim: usize,
+    /// `moments * k`.
+    masks: Vec<f32>,
+}
+
+impl ClassTable {
+    fn build(ds: &Dataset, captions: &Prompts, text: &TextTower) -> anyhow::Result<ClassTable> {
+        let mut situations: Vec<String> = ds
+            .moments
+            .iter()
+            .flat_map(|m| m.label.iter().cloned())
+            .collect();
+        situations.sort();
+        situations.dedup();
+        anyhow::ensure!(
+            !situations.is_empty(),
+            "supervised ceiling: the recordings have no ground truth to learn from"
+        );
+        let mut protos = Vec::new();
+        let mut dim = 0;
+        for s in &situations {
+            let ps = captions.by_situation.get(s).ok_or_else(|| {
+                anyhow::anyhow!("captions: no caption for situation {s} found in the recordings")
+            })?;
+            let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
+            let embs = text.embed(&refs)?;
+            dim = embs[0].vector.len();
+            let mut mean = vec![0f32; dim];
+            for e in &embs {
+                mean.iter_mut().zip(&e.vector).for_each(|(a, b)| *a += b);
+            }
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            protos.extend(mean.iter().map(|v| v / norm));
+        }
+        let k = situations.len();
+        let mut masks = vec![f32::NEG_INFINITY; ds.moments.len() * k];
+        for (i, m) in ds.moments.iter().enumerate() {
+            for l in &m.label {
+                let c = situations.binary_search(l).expect("collected above");
+                masks[i * k + c] = 0.0;
+            }
+        }
+        Ok(ClassTable {
+            situations,
+            protos,
+            dim,
+            masks,
+        })
+    }
+
+    fn k(&self) -> usize {
+        self.situations.len()
+    }
+}
+
 fn text_identity() -> String {
     let dir = edgebind_models::text::default_dir();
     std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_else(|_| dir.display().to_string())
@@ -469,6 +574,8 @@ enum AnchorTable<'a> {
     Text(&'a TextAnchor),
     /// One embedding per moment, `moments * dim`.
     Fixed((Vec<f32>, usize)),
+    /// The situation labels (rows are label masks, see [`ClassTable`]).
+    Classes(&'a ClassTable),
 }
 
 impl AnchorTable<'_> {
@@ -476,6 +583,7 @@ impl AnchorTable<'_> {
         match self {
             AnchorTable::Text(t) => t.dim,
             AnchorTable::Fixed((_, d)) => *d,
+            AnchorTable::Classes(c) => c.k(),
         }
     }
 
@@ -483,6 +591,7 @@ impl AnchorTable<'_> {
         match self {
             AnchorTable::Text(t) => !t.choices[i].is_empty(),
             AnchorTable::Fixed(_) => true,
+            AnchorTable::Classes(c) => c.masks[i * c.k()..(i + 1) * c.k()].contains(&0.0),
         }
     }
 
@@ -498,6 +607,7 @@ impl AnchorTable<'_> {
                 &t.table[k * t.dim..(k + 1) * t.dim]
             }
             AnchorTable::Fixed((v, d)) => &v[i * d..(i + 1) * d],
+            AnchorTable::Classes(c) => &c.masks[i * c.k()..(i + 1) * c.k()],
         }
     }
 }
@@ -705,6 +815,36 @@ struct TrainJob<'a> {
     seed: u64,
     dev: &'a Device,
     opts: &'a BindOptions,
+    /// The plan's caption file (named in a supervised export's contract).
+    captions: Option<&'a Path>,
+}
+
+impl TrainJob<'_> {
+    /// The situation prototypes `[K, dim]` of a supervised job.
+    fn protos(&self) -> candle_core::Result<Option<Tensor>> {
+        match self.anchor {
+            AnchorTable::Classes(c) => Ok(Some(Tensor::from_vec(
+                c.protos.clone(),
+                (c.k(), c.dim),
+                self.dev,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The loss of a batch: the edge's InfoNCE against the anchor rows, or
+/// cross-entropy against the prototypes (`a` holds the label masks).
+fn batch_loss(
+    j: &TrainJob<'_>,
+    protos: Option<&Tensor>,
+    e: &Tensor,
+    a: &Tensor,
+) -> candle_core::Result<Tensor> {
+    match protos {
+        Some(p) => class_cross_entropy(e, p, a, j.edge.temperature),
+        None => j.edge.loss().of(e, a),
+    }
 }
 
 fn batch_tensors(
@@ -746,6 +886,7 @@ fn batch_tensors(
 
 fn validate(j: &TrainJob<'_>, s: &Student, val: &[usize]) -> anyhow::Result<Option<(f64, f64)>> {
     let b = j.edge.batch;
+    let protos = j.protos()?;
     let (mut loss, mut hit, mut n) = (0.0, 0.0, 0usize);
     let mut dummy = Rng::new(0);
     for chunk in val.chunks(b) {
@@ -754,8 +895,12 @@ fn validate(j: &TrainJob<'_>, s: &Student, val: &[usize]) -> anyhow::Result<Opti
         }
         let (x, a) = batch_tensors(j, chunk, &[], &mut dummy, false)?;
         let e = s.encoder.forward(&x, None)?;
-        loss += j.edge.loss().of(&e, &a)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
-        hit += top1(&e, &a)? * chunk.len() as f64;
+        loss +=
+            batch_loss(j, protos.as_ref(), &e, &a)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        hit += match &protos {
+            Some(p) => class_top1(&e, p, &a)?,
+            None => top1(&e, &a)?,
+        } * chunk.len() as f64;
         n += chunk.len();
     }
     Ok((n > 0).then(|| (loss / n as f64, hit / n as f64)))
@@ -763,6 +908,10 @@ fn validate(j: &TrainJob<'_>, s: &Student, val: &[usize]) -> anyhow::Result<Opti
 
 fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     let e = j.edge;
+    let anchor_name = match j.anchor {
+        AnchorTable::Classes(_) => "labels",
+        _ => e.anchor.as_str(),
+    };
     let file_stem = j.name.replace('/', "-");
     let onnx = j.out.join(format!("{}.onnx", j.name));
     let log_path = j.out.join(format!("{file_stem}-log.json"));
@@ -808,7 +957,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     let mut log = EdgeLog {
         name: j.name.to_string(),
         learner: e.learner.as_str().into(),
-        anchor: e.anchor.as_str().into(),
+        anchor: anchor_name.into(),
         steps: e.steps,
         batch: e.batch,
         temperature: e.temperature,
@@ -878,12 +1027,13 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        b.set_prefix(format!("{}->{}", j.name, e.anchor.as_str()));
+        b.set_prefix(format!("{}->{anchor_name}", j.name));
         b.set_position(start_step as u64);
         Some(b)
     } else {
         None
     };
+    let protos = j.protos()?;
     let t0 = Instant::now();
     let (mut acc, mut acc_n) = (0.0, 0usize);
     let mut idx = vec![0usize; e.batch];
@@ -897,7 +1047,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         }
         let mut rng = Rng::new(s.rng.next_u64());
         let (x, a) = batch_tensors(&j, &idx, &e.augment, &mut rng, true)?;
-        let r = s.step(&x, &a, &e.loss())?;
+        let r = s.step_with(&x, |emb| batch_loss(&j, protos.as_ref(), emb, &a))?;
         anyhow::ensure!(
             r.loss.is_finite(),
             "{}: loss is {} at step {}; lower optim.lr",
@@ -950,10 +1100,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
             let eta = (e.steps - step) as f64 / rate.max(1e-9);
             eprintln!(
                 "{}->{}: step {step}/{} {msg} lr {:.2e} {rate:.2} steps/s ETA {eta:.0} s",
-                j.name,
-                e.anchor.as_str(),
-                e.steps,
-                r.lr
+                j.name, anchor_name, e.steps, r.lr
             );
         }
         let stop = j.opts.stop_after.is_some_and(|n| step - start_step >= n) && step < e.steps;
@@ -976,7 +1123,15 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     let elapsed = t0.elapsed().as_secs_f64();
     log.seconds += elapsed;
     log.steps_per_s = (e.steps - start_step) as f64 / elapsed.max(1e-9);
-    let trained_against = if e.anchor == ContractModality::Text {
+    let trained_against = if let AnchorTable::Classes(c) = j.anchor {
+        format!(
+            "situation labels (supervised ceiling: {} situations, text prototypes of {})",
+            c.k(),
+            j.captions
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    } else if e.anchor == ContractModality::Text {
         format!("text ({})", j.plan.root_model.model)
     } else {
         e.anchor.as_str().to_string()
@@ -1032,15 +1187,23 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
     }
     crate::plots::loss_curves(
         &png,
-        &format!(
-            "{} -> {} (InfoNCE, t = {}{})",
-            j.name,
-            e.anchor.as_str(),
-            e.temperature,
-            e.target_temperature
-                .map(|t| format!(", soft targets t = {t}"))
-                .unwrap_or_default()
-        ),
+        &match j.anchor {
+            AnchorTable::Classes(c) => format!(
+                "{} (cross-entropy over {} situations, t = {})",
+                j.name,
+                c.k(),
+                e.temperature
+            ),
+            _ => format!(
+                "{} -> {} (InfoNCE, t = {}{})",
+                j.name,
+                e.anchor.as_str(),
+                e.temperature,
+                e.target_temperature
+                    .map(|t| format!(", soft targets t = {t}"))
+                    .unwrap_or_default()
+            ),
+        },
         &series,
     )?;
     if !j.opts.quiet {
@@ -1048,7 +1211,7 @@ fn train_edge(j: TrainJob<'_>) -> anyhow::Result<EdgeLog> {
         eprintln!(
             "{}->{}: {} steps in {:.0} s ({:.2} steps/s), val loss {}, val top-1 {}; wrote {}",
             j.name,
-            e.anchor.as_str(),
+            anchor_name,
             e.steps,
             log.seconds,
             log.steps_per_s,

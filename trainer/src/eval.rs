@@ -47,6 +47,10 @@ pub struct EvalOptions {
     /// Folder of text-paired baseline encoders (default `<encoders>/paired`
     /// when it exists).
     pub paired: Option<PathBuf>,
+    /// Folder of supervised-ceiling encoders (default
+    /// `<encoders>/supervised` when it exists; see `[train]
+    /// supervised_ceiling`).
+    pub supervised: Option<PathBuf>,
     /// JSON report path; the retrieval heatmap goes beside it as
     /// `<stem>-retrieval.png`.
     pub report: PathBuf,
@@ -127,9 +131,18 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         Some(d) => load_dir(d)?,
         None => BTreeMap::new(),
     };
+    let supervised_dir = o.supervised.clone().or_else(|| {
+        let d = o.encoders.join("supervised");
+        d.is_dir().then_some(d)
+    });
+    let supervised = match &supervised_dir {
+        Some(d) => load_dir(d)?,
+        None => BTreeMap::new(),
+    };
     let spaces: Vec<&str> = encoders
         .values()
         .chain(paired.values())
+        .chain(supervised.values())
         .map(|e| e.contract().space.as_str())
         .collect();
     let text = TextTower::load_default()
@@ -149,6 +162,9 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     let mut all = sources(&o.encoders, &encoders);
     if let Some(d) = &paired_dir {
         all.extend(sources(d, &paired));
+    }
+    if let Some(d) = &supervised_dir {
+        all.extend(sources(d, &supervised));
     }
     let preprocess = one_preprocess_per_modality(all)?;
     let ds = data::load(
@@ -247,6 +263,14 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
     }
     let classes = crate::report::class_embeddings(&class_prompts)?;
     let mut report = Report::build(&set, &classes, paired_set.as_ref())?;
+    if !supervised.is_empty() {
+        let sup = EvalSet {
+            situations: situations.clone(),
+            labels: labels.clone(),
+            embeddings: score(&embed_stable(&ds, &supervised)?, span_ns)?,
+        };
+        report.add_supervised(&set, &sup, &classes)?;
+    }
     report.clip_span_s = o.clip_span_s;
     if span_ns > 0 {
         for (m, emb) in score(&rows, 0)? {

@@ -77,6 +77,40 @@ pub fn soft_info_nce(
     (s2a + a2s)? * 0.5
 }
 
+/// The supervised ceiling's loss (`[train] supervised_ceiling`): a
+/// classifier over K situations whose weights are their text prototypes
+/// `protos [K, dim]` (unit rows). Logits `s · protosᵀ / temperature`;
+/// `mask [N, K]` is 0 where situation k is one of row i's labels and -inf
+/// elsewhere; the loss is the mean over rows of `logsumexp_k(l_ik) -
+/// logsumexp_{k labelled}(l_ik)`, so with one label per row it is plain
+/// cross-entropy, and a row with two situations is right on either (as
+/// zero-shot scoring counts it). The encoder's own output layer in front of
+/// the fixed prototypes makes it as free as a linear head (K <= dim).
+pub fn class_cross_entropy(
+    student: &Tensor,
+    protos: &Tensor,
+    mask: &Tensor,
+    temperature: f64,
+) -> Result<Tensor> {
+    let logits = (student.matmul(&protos.t()?)? / temperature)?;
+    let all = logits.log_sum_exp(D::Minus1)?;
+    let pos = (&logits + mask)?.log_sum_exp(D::Minus1)?;
+    (all - pos)?.mean_all()?.to_dtype(DType::F32)
+}
+
+/// Fraction of rows whose best prototype is one of their labels (`mask` as
+/// in [`class_cross_entropy`]).
+pub fn class_top1(student: &Tensor, protos: &Tensor, mask: &Tensor) -> Result<f64> {
+    let best = student.matmul(&protos.t()?)?.argmax(1)?.to_vec1::<u32>()?;
+    let mask = mask.to_vec2::<f32>()?;
+    let hits = best
+        .iter()
+        .zip(&mask)
+        .filter(|(b, row)| row[**b as usize] == 0.0)
+        .count();
+    Ok(hits as f64 / best.len().max(1) as f64)
+}
+
 /// Fraction of rows whose highest-scoring anchor is their own partner
 /// (student -> anchor retrieval top-1), a quick training monitor.
 pub fn top1(student: &Tensor, anchor: &Tensor) -> Result<f64> {
@@ -109,6 +143,32 @@ mod tests {
         let a2s = (ce([l[0][0], l[1][0]], 0) + ce([l[0][1], l[1][1]], 1)) / 2.0;
         assert!((got - (s2a + a2s) / 2.0).abs() < 1e-6, "{got}");
         assert_eq!(top1(&s, &a)?, 1.0);
+        Ok(())
+    }
+
+    #[test]
+    fn class_cross_entropy_matches_the_formula_and_takes_any_label() -> Result<()> {
+        let dev = Device::Cpu;
+        let s = Tensor::new(&[[1f32, 0.0], [0.6, 0.8]], &dev)?;
+        let p = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [-1.0, 0.0]], &dev)?;
+        let inf = f32::NEG_INFINITY;
+        // Row 0: class 1 (wrong for its best, class 0); row 1: classes 0 or 1.
+        let mask = Tensor::new(&[[inf, 0.0, inf], [0.0, 0.0, inf]], &dev)?;
+        let t = 0.5;
+        let got = class_cross_entropy(&s, &p, &mask, t)?.to_scalar::<f32>()? as f64;
+        let lse = |v: &[f64]| v.iter().map(|x| (x / t).exp()).sum::<f64>().ln();
+        let r0 = lse(&[1.0, 0.0, -1.0]) - 0.0 / t;
+        let r1 = lse(&[0.6, 0.8, -0.6]) - lse(&[0.6, 0.8]);
+        assert!((got - (r0 + r1) / 2.0).abs() < 1e-5, "{got}");
+        // One label per row: candle's cross-entropy.
+        let one = Tensor::new(&[[inf, 0.0, inf], [0.0, inf, inf]], &dev)?;
+        let logits = (s.matmul(&p.t()?)? / t)?;
+        let ce = candle_nn::loss::cross_entropy(&logits, &Tensor::new(&[1u32, 0], &dev)?)?
+            .to_scalar::<f32>()?;
+        let mine = class_cross_entropy(&s, &p, &one, t)?.to_scalar::<f32>()?;
+        assert!((ce - mine).abs() < 1e-5, "{ce} vs {mine}");
+        assert_eq!(class_top1(&s, &p, &mask)?, 0.5);
+        assert_eq!(class_top1(&s, &p, &one)?, 0.0);
         Ok(())
     }
 

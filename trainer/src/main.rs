@@ -83,6 +83,11 @@ enum Command {
         /// Folder of text-paired baselines [default: <encoders>/paired if present].
         #[arg(long)]
         paired: Option<PathBuf>,
+        /// Folder of supervised-ceiling encoders (the same encoders trained
+        /// on the situation labels, `[train] supervised_ceiling`) [default:
+        /// <encoders>/supervised if present].
+        #[arg(long)]
+        supervised: Option<PathBuf>,
         /// Exit with status 1 unless zero-shot >= 0.85 for every modality,
         /// R@1 >= 0.7 for every pair and emergent / paired >= 0.95 for audio,
         /// depth, thermal and IMU (the bundle's bars).
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
             report,
             encoders,
             paired,
+            supervised,
             check,
             clip_span_s,
             quiet,
@@ -206,6 +212,7 @@ fn main() -> ExitCode {
                 prompts,
                 encoders,
                 paired,
+                supervised,
                 report,
                 quiet,
                 clip_span_s,

@@ -168,6 +168,13 @@ pub struct TrainDefaults {
     /// against text (captions), same data and budget, into `<out>/paired/`:
     /// the baseline emergent alignment is measured against.
     pub paired_baseline: bool,
+    /// Also train every sensor learner directly on the situation labels of
+    /// the ground truth (cross-entropy against the text prototypes of the
+    /// situations, see `loss::class_cross_entropy`), same data, encoder and
+    /// budget, into `<out>/supervised/`: what this encoder can reach on this
+    /// data with labels, the ceiling emergent and paired alignment are read
+    /// against (`edgebind-train eval` reports it beside them).
+    pub supervised_ceiling: bool,
     /// Keep an exponential moving average of the weights with this decay per
     /// step (e.g. 0.999; see `student::Ema`): validation reports it and the
     /// export is it (the raw last weights go to `<out>/no-ema/`). Absent:
@@ -183,6 +190,7 @@ impl Default for TrainDefaults {
             checkpoint_every: 250,
             eval_every: 100,
             paired_baseline: false,
+            supervised_ceiling: false,
             ema: None,
         }
     }
@@ -613,7 +621,16 @@ impl Plan {
                 root.as_str()
             ));
         }
-        if (text_edges || file.train.paired_baseline) && file.data.captions.is_none() {
+        if file.train.supervised_ceiling && root != ContractModality::Text {
+            return bad(format!(
+                "train.supervised_ceiling classifies against the text prototypes of the \
+                 situations, but the root is {}",
+                root.as_str()
+            ));
+        }
+        if (text_edges || file.train.paired_baseline || file.train.supervised_ceiling)
+            && file.data.captions.is_none()
+        {
             return bad(
                 "an edge binds to text: data.captions must name a prompt file with captions \
                  per situation"
@@ -687,6 +704,12 @@ impl Plan {
                 }
             ));
         }
+        if self.file.train.paired_baseline {
+            s += "then each learner not bound to text again against text (paired/)\n";
+        }
+        if self.file.train.supervised_ceiling {
+            s += "then each learner on the situation labels (supervised/, the ceiling)\n";
+        }
         s
     }
 }
@@ -736,6 +759,39 @@ mod tests {
             edge("audio", "vision")
         );
         assert_eq!(plan(&ib).unwrap().root, ContractModality::Vision);
+    }
+
+    #[test]
+    fn baselines_need_a_text_root_and_captions() {
+        let ib = format!(
+            "[frozen.vision]\nmodel = \"img.onnx\"\n{}",
+            edge("audio", "vision")
+        );
+        let e = err(&format!("{ib}[train]\nsupervised_ceiling = true\n"));
+        assert!(
+            e.contains("train.supervised_ceiling") && e.contains("the root is vision"),
+            "{e}"
+        );
+        let e = err(&format!("{ib}[train]\npaired_baseline = true\n"));
+        assert!(e.contains("the root is vision"), "{e}");
+        let text = format!(
+            "space = \"s\"\n[frozen.text]\nmodel = \"text\"\n{}{}[train]\nsupervised_ceiling = true\n",
+            edge("vision", "text"),
+            edge("audio", "vision")
+        );
+        let e = Plan::parse(&format!("{text}[data]\nrecordings = [\"r.mcap\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data.captions"), "{e}");
+        let p = plan(&format!(
+            "[frozen.text]\nmodel = \"text\"\n{}{}[train]\nsupervised_ceiling = true\n",
+            edge("vision", "text"),
+            edge("audio", "vision")
+        ))
+        .unwrap();
+        assert!(p.file.train.supervised_ceiling && !p.file.train.paired_baseline);
+        let sum = p.summary();
+        assert!(sum.contains("on the situation labels (supervised/") && !sum.contains("paired/"));
     }
 
     #[test]

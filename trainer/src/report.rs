@@ -349,6 +349,18 @@ pub struct Report {
     /// each moment's own clip alone, for comparison.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub single_clip_zero_shot_top1: BTreeMap<String, f64>,
+    /// Modality -> zero-shot top-1 of the supervised ceiling (the same
+    /// encoder trained on the situation labels, `[train]
+    /// supervised_ceiling`), where one was evaluated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub supervised_zero_shot_top1: BTreeMap<String, f64>,
+    /// Modality -> emergent / supervised zero-shot, where both exist and
+    /// supervised > 0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub emergent_over_supervised: BTreeMap<String, f64>,
+    /// Modality -> the supervised ceiling's `[primary label][prediction]` counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub supervised_confusion: BTreeMap<String, Vec<Vec<u64>>>,
 }
 
 impl Report {
@@ -423,7 +435,40 @@ impl Report {
             arithmetic,
             clip_span_s: 0.0,
             single_clip_zero_shot_top1: BTreeMap::new(),
+            supervised_zero_shot_top1: BTreeMap::new(),
+            emergent_over_supervised: BTreeMap::new(),
+            supervised_confusion: BTreeMap::new(),
         })
+    }
+
+    /// Adds the supervised ceiling: `sup` holds the same moments (labels,
+    /// situations) embedded by encoders trained on the labels.
+    pub fn add_supervised(
+        &mut self,
+        set: &EvalSet,
+        sup: &EvalSet,
+        classes: &[Vec<f32>],
+    ) -> Result<(), ReportError> {
+        sup.validate()?;
+        if sup.situations != set.situations || sup.labels != set.labels {
+            return Err(ReportError::Length {
+                what: "supervised set moments (must equal the set's)".into(),
+                expected: set.labels.len(),
+                got: sup.labels.len(),
+            });
+        }
+        for (name, emb) in &sup.embeddings {
+            let acc = zero_shot_top1(emb, &sup.labels, classes)?;
+            self.supervised_zero_shot_top1.insert(name.clone(), acc);
+            self.supervised_confusion
+                .insert(name.clone(), confusion(emb, &sup.labels, classes)?);
+            if let Some(&em) = self.zero_shot_top1.get(name)
+                && acc > 0.0
+            {
+                self.emergent_over_supervised.insert(name.clone(), em / acc);
+            }
+        }
+        Ok(())
     }
 
     /// Human-readable failures of the bars (empty = all met): every
@@ -491,8 +536,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  {:<12} {:>9} {:>9} {:>7} {:>12}",
-            "modality", "emergent", "paired", "ratio", "single clip"
+            "  {:<12} {:>9} {:>9} {:>7} {:>12} {:>11}",
+            "modality", "emergent", "paired", "ratio", "single clip", "supervised"
         );
         let opt = |v: Option<&f64>, prec: usize| match v {
             Some(v) => format!("{v:.prec$}"),
@@ -501,12 +546,13 @@ impl Report {
         for m in &mods {
             let _ = writeln!(
                 s,
-                "  {:<12} {:>9.3} {:>9} {:>7} {:>12}",
+                "  {:<12} {:>9.3} {:>9} {:>7} {:>12} {:>11}",
                 m,
                 self.zero_shot_top1[*m],
                 opt(self.paired_zero_shot_top1.get(*m), 3),
                 opt(self.emergent_over_paired.get(*m), 2),
-                opt(self.single_clip_zero_shot_top1.get(*m), 3)
+                opt(self.single_clip_zero_shot_top1.get(*m), 3),
+                opt(self.supervised_zero_shot_top1.get(*m), 3)
             );
         }
         for (title, map) in [("R@1", &self.retrieval_r1), ("R@5", &self.retrieval_r5)] {
@@ -1491,6 +1537,36 @@ mod tests {
         let json = serde_json::to_value(&mc).unwrap();
         assert_eq!(json["clip_span_s"], 5.0);
         assert_eq!(serde_json::from_value::<Report>(json).unwrap(), mc);
+
+        // The supervised ceiling: here `paired` (b scores 1.0), so b's
+        // emergent 0.75 is 0.75 of its ceiling; a moment set that differs
+        // is refused.
+        assert!(json_has_no_supervised(&report));
+        let mut sup = report.clone();
+        sup.add_supervised(&set, &paired, &classes3()).unwrap();
+        assert_eq!(sup.supervised_zero_shot_top1["b"], 1.0);
+        assert_eq!(sup.emergent_over_supervised["b"], 0.75);
+        assert_eq!(sup.emergent_over_supervised["a"], 1.0);
+        assert_eq!(sup.supervised_confusion["b"][1], vec![0, 1, 0]);
+        let t = sup.table();
+        assert!(t.contains("supervised"), "{t}");
+        let json = serde_json::to_value(&sup).unwrap();
+        assert_eq!(json["emergent_over_supervised"]["b"], 0.75);
+        assert_eq!(serde_json::from_value::<Report>(json).unwrap(), sup);
+        let mut shifted = paired.clone();
+        shifted.labels[0] = vec![0];
+        assert!(
+            report
+                .clone()
+                .add_supervised(&set, &shifted, &classes3())
+                .is_err()
+        );
+    }
+
+    fn json_has_no_supervised(r: &Report) -> bool {
+        let json = serde_json::to_value(r).unwrap();
+        json.get("supervised_zero_shot_top1").is_none()
+            && json.get("emergent_over_supervised").is_none()
     }
 
     #[test]

@@ -123,8 +123,18 @@ impl Student {
         anchor: &Tensor,
         loss: &EdgeLoss,
     ) -> anyhow::Result<StepReport> {
+        self.step_with(x, |emb| loss.of(emb, anchor))
+    }
+
+    /// One step on a batch of inputs `[N, ...]` with the loss `loss_of`
+    /// takes of their embeddings (a scalar).
+    pub fn step_with(
+        &mut self,
+        x: &Tensor,
+        loss_of: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> anyhow::Result<StepReport> {
         let emb = self.encoder.forward(x, Some(&mut self.rng))?;
-        let loss = loss.of(&emb, anchor)?;
+        let loss = loss_of(&emb)?;
         let grads = loss.backward()?;
         let stats = self.opt.step(&self.encoder.params, &grads)?;
         if let Some(e) = &mut self.ema {

@@ -297,6 +297,46 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         let e = std::fs::read(d.join("e").join(f)).unwrap();
         assert_eq!(a == e, same, "{f}");
     }
+    // The supervised ceiling trains on the situation labels into
+    // supervised/ (no anchor needed: vision is not trained here), says so in
+    // its contract, and leaves the other edges' seeds alone.
+    let sup = PLAN.replace("OUT", "s").replace(
+        "paired_baseline = true",
+        "paired_baseline = true\nsupervised_ceiling = true",
+    );
+    std::fs::write(d.join("s.toml"), sup).unwrap();
+    let s_logs = bind(
+        &d.join("s.toml"),
+        &BindOptions {
+            quiet: true,
+            only: ["supervised/imu", "paired/imu"].map(String::from).to_vec(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let names: Vec<&str> = s_logs.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["paired/imu", "supervised/imu"]);
+    let sl = &s_logs[1];
+    assert_eq!(sl.anchor, "labels");
+    assert!(sl.complete && sl.val_pairs > 0, "{sl:?}");
+    loss_falls(sl);
+    let top1 = sl.val.last().and_then(|p| p.top1).unwrap();
+    assert!((0.0..=1.0).contains(&top1), "{top1}");
+    let enc =
+        TractEncoder::load(&d.join("s/supervised/imu.onnx"), &BackendOptions::default()).unwrap();
+    assert!(
+        enc.contract()
+            .trained_against
+            .starts_with("situation labels (supervised ceiling: "),
+        "{}",
+        enc.contract().trained_against
+    );
+    assert_eq!(enc.contract().output.dim, 384);
+    assert!(d.join("s/supervised-imu-loss.png").exists());
+    let paired_a = std::fs::read(d.join("a/paired/imu.onnx")).unwrap();
+    assert!(paired_a == std::fs::read(d.join("s/paired/imu.onnx")).unwrap());
+    assert!(paired_a != std::fs::read(d.join("s/supervised/imu.onnx")).unwrap());
+
     let e = only(&["lidar"]).unwrap_err().to_string();
     assert!(
         e.contains("--only lidar") && e.contains("vision, imu, audio, paired/imu, paired/audio"),
