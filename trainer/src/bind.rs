@@ -506,7 +506,7 @@ impl TextAnchor {
 /// The supervised ceiling's targets: one text prototype per situation (the
 /// mean of its captions' embeddings, unit length) and, per moment, a mask
 /// row over the situations (0 on its labels, -inf elsewhere).
-pub struct ClassTable {
+struct ClassTable {
     situations: Vec<String>,
     /// `k * dim`.
     protos: Vec<f32>,
@@ -532,7 +532,9 @@ impl ClassTable {
         let mut dim = 0;
         for s in &situations {
             let ps = captions.by_situation.get(s).ok_or_else(|| {
-                anyhow::anyhow!("captions: no caption for situation {s} found in the recordings")
+                anyhow::anyhow!(
+                    "supervised ceiling: the recordings have situation `{s}`, the captions file none"
+                )
             })?;
             let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
             let embs = text.embed(&refs)?;
