@@ -87,6 +87,22 @@ fn load_dir(dir: &Path) -> anyhow::Result<BTreeMap<ContractModality, TractEncode
     Ok(out)
 }
 
+/// A folder of baseline encoders: `given`, else `<encoders>/<sub>` when it
+/// exists; none is an empty set.
+type Baselines = (Option<PathBuf>, BTreeMap<ContractModality, TractEncoder>);
+
+fn baselines(encoders: &Path, given: Option<&PathBuf>, sub: &str) -> anyhow::Result<Baselines> {
+    let dir = given.cloned().or_else(|| {
+        let d = encoders.join(sub);
+        d.is_dir().then_some(d)
+    });
+    let loaded = match &dir {
+        Some(d) => load_dir(d)?,
+        None => BTreeMap::new(),
+    };
+    Ok((dir, loaded))
+}
+
 /// One preprocessing per modality: the emergent and text-paired encoders of
 /// a modality share the loaded windows, so they must agree on how a window
 /// becomes their input. The error names both files and both preprocessings.
@@ -123,22 +139,8 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
         "{}: no <modality>.onnx encoder found",
         o.encoders.display()
     );
-    let paired_dir = o.paired.clone().or_else(|| {
-        let d = o.encoders.join("paired");
-        d.is_dir().then_some(d)
-    });
-    let paired = match &paired_dir {
-        Some(d) => load_dir(d)?,
-        None => BTreeMap::new(),
-    };
-    let supervised_dir = o.supervised.clone().or_else(|| {
-        let d = o.encoders.join("supervised");
-        d.is_dir().then_some(d)
-    });
-    let supervised = match &supervised_dir {
-        Some(d) => load_dir(d)?,
-        None => BTreeMap::new(),
-    };
+    let (paired_dir, paired) = baselines(&o.encoders, o.paired.as_ref(), "paired")?;
+    let (supervised_dir, supervised) = baselines(&o.encoders, o.supervised.as_ref(), "supervised")?;
     let spaces: Vec<&str> = encoders
         .values()
         .chain(paired.values())
