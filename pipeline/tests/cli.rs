@@ -163,7 +163,7 @@ fn bad_input_gets_clear_errors() {
         .arg(tmp("x.mcap")));
     assert!(String::from_utf8_lossy(&o.stderr).contains("WIDTHxHEIGHT"));
 
-    let cfg = tmp("bad.toml");
+    let cfg = tmp("bad-sim.toml");
     std::fs::write(&cfg, "[sim]\nseed = 1\nfps = 30\n").unwrap();
     let o = run(bin()
         .args(["record", "--seconds", "1", "--config"])
