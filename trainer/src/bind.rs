@@ -528,6 +528,10 @@ impl ClassTable {
             !situations.is_empty(),
             "supervised ceiling: the recordings have no ground truth to learn from"
         );
+        // The same mean-then-renormalise as `report::class_embeddings` (what
+        // eval scores against), summed in f32 as the shipped ceilings were
+        // trained: its f64 sum differs by ~1e-7, which training amplifies
+        // (see `data::frozen_backend`), so the plan would no longer give them.
         let mut protos = Vec::new();
         let mut dim = 0;
         for s in &situations {
