@@ -285,3 +285,115 @@ fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
         .args(["--broker", "tcp://x"]));
     assert!(String::from_utf8_lossy(&o.stderr).contains("mqtt://"));
 }
+
+#[test]
+fn inspect_sheet_draws_every_imager_per_situation_and_refuses_audio_only() {
+    let p = tmp("sheet.mcap");
+    let o = run(bin()
+        .args([
+            "record",
+            "--seed",
+            "3",
+            "--seconds",
+            "40",
+            "--size",
+            "64x64",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&p));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The single-situation spans of at least 1 s, from the recording's own truth.
+    let truth = run(bin().args(["inspect", "--truth"]).arg(&p));
+    let truth = String::from_utf8(truth.stdout).unwrap();
+    let mut want: Vec<String> = Vec::new();
+    for line in truth.lines() {
+        // `start - end s  situations`
+        let (span, sits) = line.split_once(" s").unwrap();
+        let (a, b) = span.split_once(" - ").unwrap();
+        let len: f64 = b.trim().parse::<f64>().unwrap() - a.trim().parse::<f64>().unwrap();
+        let sits: Vec<&str> = sits
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if sits.len() == 1 && len >= 1.0 && !want.contains(&sits[0].to_string()) {
+            want.push(sits[0].to_string());
+        }
+    }
+    assert!(
+        want.len() >= 3,
+        "40 s of sim should hold several situations: {truth}"
+    );
+    let png = tmp("sheet.png");
+    let o = run(bin()
+        .args(["inspect", "--per", "2", "--cell-height", "32", "--sheet"])
+        .arg(&png)
+        .arg(&p));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("each cell: vision | depth | thermal"), "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("row "))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    let mut sorted = want.clone();
+    sorted.sort_by_key(|id| {
+        edgebind_sensors::sim::Situation::from_id(id)
+            .unwrap()
+            .index()
+    });
+    assert_eq!(rows, sorted, "{out}");
+    assert!(!out.contains("missing"), "{out}");
+    // 32 px frames: camera and depth 64x64 -> 32 wide, thermal 160x120 -> 42;
+    // 2 px between imagers, 6 px around cells.
+    let img = image::open(&png).unwrap().to_rgb8();
+    let cell_w = 32 + 32 + 42 + 2 * 2;
+    assert_eq!(
+        img.height(),
+        rows.len() as u32 * 32 + (rows.len() as u32 + 1) * 6
+    );
+    let ncols = (img.width() - 6) / (cell_w + 6);
+    assert!(ncols == 1 || ncols == 2, "width {}", img.width());
+    assert_eq!(img.width(), ncols * cell_w + (ncols + 1) * 6);
+    // Every imager's block of the first cell shows a picture, not a flat fill.
+    for (x0, w) in [(6, 32), (6 + 34, 32), (6 + 68, 42)] {
+        let px: std::collections::BTreeSet<[u8; 3]> = (0..32)
+            .flat_map(|y| (0..w).map(move |x| (x0 + x, 6 + y)))
+            .map(|(x, y)| img.get_pixel(x, y).0)
+            .collect();
+        assert!(px.len() > 8, "block at x {x0} has {} colours", px.len());
+    }
+    // A recording without imagers, and a bad --per, are refused by name.
+    let a = tmp("sheet-audio.mcap");
+    let o = run(bin()
+        .args([
+            "record",
+            "--seconds",
+            "2",
+            "--modalities",
+            "audio",
+            "--quiet",
+            "-o",
+        ])
+        .arg(&a));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(bin().args(["inspect", "--sheet"]).arg(tmp("x.png")).arg(&a));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("sheet-audio.mcap")
+            && err.contains("no camera, depth or thermal"),
+        "{err}"
+    );
+    let o = run(bin()
+        .args(["inspect", "--per", "0", "--sheet"])
+        .arg(tmp("x.png"))
+        .arg(&p));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--per"));
+}

@@ -1,4 +1,4 @@
-//! `edgebind inspect FILE [--json] [--truth]`.
+//! `edgebind inspect FILE [--json] [--truth] [--sheet OUT.png]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,10 +20,37 @@ pub struct InspectArgs {
     /// `start - end s  situations` (monotonic seconds, as events show `mono`).
     #[arg(long, conflicts_with = "json")]
     pub truth: bool,
+    /// Write a contact sheet of the imagers (camera | depth | thermal side by side)
+    /// as PNG: one row per situation of a simulated recording (moments where it
+    /// alone is active), else four rows of evenly spaced moments. The legend
+    /// (each row's moments) goes to stdout.
+    #[arg(long, value_name = "OUT.png", conflicts_with_all = ["json", "truth"])]
+    pub sheet: Option<PathBuf>,
+    /// Moments per row of the sheet.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), requires = "sheet")]
+    pub per: u32,
+    /// Height in pixels of every frame on the sheet (nearest-neighbour scaling).
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(16..=1024), requires = "sheet")]
+    pub cell_height: u32,
 }
 
 /// Runs `inspect`. A damaged file prints what could be read, then the damage, and exits 1.
 pub fn run(a: InspectArgs) -> CmdResult {
+    if let Some(out) = &a.sheet {
+        let sheet = super::sheet::contact_sheet(&a.file, a.per as usize, a.cell_height)?;
+        sheet
+            .image
+            .save_with_format(out, image::ImageFormat::Png)
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        super::print_stdout(&format!(
+            "{}: {}x{} px\n{}",
+            out.display(),
+            sheet.image.width(),
+            sheet.image.height(),
+            sheet.legend()
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let info = inspect(&a.file).map_err(|e| e.to_string())?;
     if a.truth {
         if info.truth.is_empty() && info.error.is_none() {

@@ -8,6 +8,7 @@ pub mod preprocess;
 pub mod record;
 pub mod run;
 pub mod sensors;
+pub mod sheet;
 
 /// A command's error: a message for the user.
 pub type CmdResult = Result<std::process::ExitCode, String>;
