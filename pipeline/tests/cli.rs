@@ -33,6 +33,16 @@ fn record(seed: u64, seconds: &str, out: &Path) -> Output {
         .arg(out))
 }
 
+/// `edgebind record --quiet ARGS -o OUT`, which must succeed.
+fn record_ok(args: &[&str], out: &Path) {
+    let o = run(bin()
+        .arg("record")
+        .args(args)
+        .args(["--quiet", "-o"])
+        .arg(out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn same_seed_gives_byte_identical_recordings() {
     let (a, b, c) = (tmp("a.mcap"), tmp("b.mcap"), tmp("c.mcap"));
@@ -289,20 +299,7 @@ fn config_check_names_the_bad_field_and_line_and_run_refuses_bad_models() {
 #[test]
 fn inspect_sheet_draws_every_imager_per_situation_and_refuses_audio_only() {
     let p = tmp("sheet.mcap");
-    let o = run(bin()
-        .args([
-            "record",
-            "--seed",
-            "3",
-            "--seconds",
-            "40",
-            "--size",
-            "64x64",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&p));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    record_ok(&["--seed", "3", "--seconds", "40", "--size", "64x64"], &p);
     // The single-situation spans of at least 1 s, from the recording's own truth.
     let truth = run(bin().args(["inspect", "--truth"]).arg(&p));
     let truth = String::from_utf8(truth.stdout).unwrap();
@@ -370,18 +367,7 @@ fn inspect_sheet_draws_every_imager_per_situation_and_refuses_audio_only() {
     }
     // A recording without imagers, and a bad --per, are refused by name.
     let a = tmp("sheet-audio.mcap");
-    let o = run(bin()
-        .args([
-            "record",
-            "--seconds",
-            "2",
-            "--modalities",
-            "audio",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&a));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    record_ok(&["--seconds", "2", "--modalities", "audio"], &a);
     let o = run(bin().args(["inspect", "--sheet"]).arg(tmp("x.png")).arg(&a));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
