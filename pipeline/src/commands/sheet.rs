@@ -67,7 +67,9 @@ pub struct Sheet {
 }
 
 /// Chooses the rows: per situation from the ground truth, else evenly spaced.
+/// `per` below 1 counts as 1.
 pub fn plan_rows(truth: &[TruthSpan], start_ns: u64, end_ns: u64, per: usize) -> Vec<SheetRow> {
+    let per = per.max(1);
     if truth.is_empty() {
         let n = PLAIN_ROWS * per;
         let span = end_ns.saturating_sub(start_ns);
@@ -366,6 +368,10 @@ mod tests {
         let want: Vec<u64> = (0..8).map(|i| (5 + 10 * i) * 1_000_000_000).collect();
         assert_eq!(all, want);
         assert_eq!(rows[0].label, "t = 5.0..15.0 s");
+        // per = 0 from a library caller is one moment a row, not a panic.
+        let rows = plan_rows(&[], 0, 80_000_000_000, 0);
+        assert_eq!(rows.iter().map(|r| r.moments.len()).sum::<usize>(), 4);
+        assert_eq!(rows[0].moments, [10_000_000_000]);
     }
 
     #[test]
