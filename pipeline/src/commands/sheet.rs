@@ -28,6 +28,7 @@ use std::path::Path;
 use edgebind_sensors::recording::{McapReader, RecordingError, TruthSpan, decode_sample, inspect};
 use edgebind_sensors::sim::Situation;
 use edgebind_sensors::{Frame, Modality, PixelFormat, Sample};
+use image::imageops;
 use image::{Rgb, RgbImage};
 
 /// The imagers, in column order.
@@ -141,6 +142,15 @@ pub fn render(frame: &Frame) -> Option<RgbImage> {
     })
 }
 
+/// `img` scaled to `w x h`, nearest neighbour: target pixel `x` takes source
+/// pixel `x * src_w / w` (the left/top edge of its footprint).
+fn scale_nearest(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let at = |i: u32, src: u32, dst: u32| (u64::from(i) * u64::from(src) / u64::from(dst)) as u32;
+    RgbImage::from_fn(w, h, |x, y| {
+        *img.get_pixel(at(x, img.width(), w), at(y, img.height(), h))
+    })
+}
+
 /// Depth (mm) to grey: disparity relative to 1 m, 0 (no reading) black.
 pub fn disparity_grey(mm: u16) -> u8 {
     if mm == 0 {
@@ -177,15 +187,15 @@ pub fn contact_sheet(path: &Path, per: usize, cell_h: u32) -> Result<Sheet, Stri
     if let Some(e) = &info.error {
         return Err(format!("{}: {e}", path.display()));
     }
-    let columns: Vec<Modality> = IMAGERS
-        .into_iter()
-        .filter(|m| {
+    // The imagers the recording has, as indices into IMAGERS.
+    let cols: Vec<usize> = (0..IMAGERS.len())
+        .filter(|&k| {
             info.channels
                 .iter()
-                .any(|c| c.modality.as_deref() == Some(m.as_str()))
+                .any(|c| c.modality.as_deref() == Some(IMAGERS[k].as_str()))
         })
         .collect();
-    if columns.is_empty() {
+    if cols.is_empty() {
         return Err(format!(
             "{}: no camera, depth or thermal channel (a sheet shows the imagers)",
             path.display()
@@ -245,10 +255,9 @@ pub fn contact_sheet(path: &Path, per: usize, cell_h: u32) -> Result<Sheet, Stri
         }
     }
     // Cell geometry: every imager scaled to cell_h, keeping its aspect.
-    let widths: Vec<u32> = columns
+    let widths: Vec<u32> = cols
         .iter()
-        .map(|m| {
-            let k = IMAGERS.iter().position(|i| i == m).unwrap();
+        .map(|&k| {
             best.iter()
                 .find_map(|b| b[k].as_ref())
                 .map_or(cell_h, |(_, f)| {
@@ -257,7 +266,7 @@ pub fn contact_sheet(path: &Path, per: usize, cell_h: u32) -> Result<Sheet, Stri
                 })
         })
         .collect();
-    let cell_w = widths.iter().sum::<u32>() + GAP * (columns.len() as u32 - 1);
+    let cell_w = widths.iter().sum::<u32>() + GAP * (cols.len() as u32 - 1);
     let ncols = rows.iter().map(|r| r.moments.len()).max().unwrap_or(1) as u32;
     let w = ncols * cell_w + (ncols + 1) * CELL_GAP;
     let h = rows.len() as u32 * cell_h + (rows.len() as u32 + 1) * CELL_GAP;
@@ -266,32 +275,19 @@ pub fn contact_sheet(path: &Path, per: usize, cell_h: u32) -> Result<Sheet, Stri
     for (j, &(_, row, col)) in targets.iter().enumerate() {
         let mut x0 = CELL_GAP + col as u32 * (cell_w + CELL_GAP);
         let y0 = CELL_GAP + row as u32 * (cell_h + CELL_GAP);
-        for (c, m) in columns.iter().enumerate() {
-            let k = IMAGERS.iter().position(|i| i == m).unwrap();
-            let cw = widths[c];
-            match best[j][k].as_ref().and_then(|(_, f)| render(f)) {
-                Some(img) => {
-                    for y in 0..cell_h {
-                        let sy =
-                            (u64::from(y) * u64::from(img.height()) / u64::from(cell_h)) as u32;
-                        for x in 0..cw {
-                            let sx = (u64::from(x) * u64::from(img.width()) / u64::from(cw)) as u32;
-                            image.put_pixel(x0 + x, y0 + y, *img.get_pixel(sx, sy));
-                        }
-                    }
-                }
+        for (&k, &cw) in cols.iter().zip(&widths) {
+            let block = match best[j][k].as_ref().and_then(|(_, f)| render(f)) {
+                Some(img) => scale_nearest(&img, cw, cell_h),
                 None => {
                     missing += 1;
-                    for y in 0..cell_h {
-                        for x in 0..cw {
-                            image.put_pixel(x0 + x, y0 + y, MISSING);
-                        }
-                    }
+                    RgbImage::from_pixel(cw, cell_h, MISSING)
                 }
-            }
+            };
+            imageops::replace(&mut image, &block, i64::from(x0), i64::from(y0));
             x0 += cw + GAP;
         }
     }
+    let columns = cols.iter().map(|&k| IMAGERS[k]).collect();
     Ok(Sheet {
         image,
         rows,
