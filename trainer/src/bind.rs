@@ -417,6 +417,16 @@ impl EdgeData {
                 recordings.len(),
                 t0.elapsed().as_secs_f64()
             );
+            for (m, s) in &ds.inputs {
+                eprintln!(
+                    "{} inputs {:?}: {} distinct {} in {:.2} GB",
+                    m.as_str(),
+                    s.item,
+                    s.distinct_parts(),
+                    if s.parts() > 1 { "frames" } else { "items" },
+                    s.bytes() as f64 / 1e9
+                );
+            }
         }
         anyhow::ensure!(
             train_idx.len() >= 2,
@@ -867,7 +877,7 @@ fn batch_tensors(
     let mut a = Vec::with_capacity(idx.len() * dim);
     for &i in idx {
         let start = x.len();
-        x.extend_from_slice(inputs.row(i));
+        inputs.row_into(i, &mut x);
         if train {
             crate::augment::apply(
                 augment,

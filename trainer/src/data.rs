@@ -24,7 +24,8 @@
 //!   out for validation. A moment whose longest window starts in a segment
 //!   of the other split is dropped (it would share samples with both).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use edgebind_models::backend::{BackendOptions, Encoder};
@@ -93,24 +94,166 @@ pub struct MomentMeta {
 }
 
 /// Preprocessed inputs of one modality, one row per moment.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// A clip item (`[C, T, H, W]`, `T` > 1) is stored as its `T` frames, each
+/// kept once however many moments share it: with moments 1 s apart, a
+/// 7-frame clip 0.5 s apart shares each frame with about three neighbours,
+/// so the store holds 2 frames a second instead of 7 (4.7 GB instead of
+/// 16.5 GB for 48,000 s of a 64 x 64 camera as f32). Frames are matched by
+/// content (a hash, then an exact comparison), so a row reads back bit for
+/// bit what preprocessing gave: plans train to the same weights as with
+/// one full copy per row. Any other item is one part per row.
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// Shape of one item (the encoder input without the batch).
     pub item: Vec<usize>,
-    /// `moments * item` values.
-    pub data: Vec<f32>,
+    /// Distinct parts (frames), `part_len` values each.
+    pool: Vec<f32>,
+    /// `parts` indices into `pool` per row.
+    index: Vec<u32>,
+    /// Hash of a part's bits -> the parts with that hash (loading only).
+    seen: HashMap<u64, Vec<u32>>,
 }
 
 impl Inputs {
+    /// An empty store for items of shape `item`.
+    pub fn new(item: Vec<usize>) -> Inputs {
+        Inputs {
+            item,
+            pool: Vec::new(),
+            index: Vec::new(),
+            seen: HashMap::new(),
+        }
+    }
+
     /// Values per item.
     pub fn item_len(&self) -> usize {
         self.item.iter().product()
     }
 
-    /// Row `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        let n = self.item_len();
-        &self.data[i * n..(i + 1) * n]
+    /// Parts per row: the frames of a clip, else 1.
+    pub fn parts(&self) -> usize {
+        match self.item.as_slice() {
+            [_, t, _, _] if *t > 1 => *t,
+            _ => 1,
+        }
+    }
+
+    fn part_len(&self) -> usize {
+        self.item_len() / self.parts()
+    }
+
+    /// Rows stored.
+    pub fn rows(&self) -> usize {
+        self.index.len() / self.parts()
+    }
+
+    /// Distinct parts held (frames of clips).
+    pub fn distinct_parts(&self) -> usize {
+        self.pool.len() / self.part_len().max(1)
+    }
+
+    /// Bytes of input held.
+    pub fn bytes(&self) -> usize {
+        self.pool.len() * 4 + self.index.len() * 4
+    }
+
+    /// Stores one item's parts (deduplicated) and returns their indices;
+    /// [`Inputs::push_row`] makes them a row.
+    pub fn intern(&mut self, item: &[f32]) -> Result<Vec<u32>, String> {
+        if item.len() != self.item_len() {
+            return Err(format!(
+                "an item of {} values where {:?} takes {}",
+                item.len(),
+                self.item,
+                self.item_len()
+            ));
+        }
+        let (parts, len) = (self.parts(), self.part_len());
+        let plane = if parts > 1 { len / self.item[0] } else { len };
+        let mut part = Vec::with_capacity(len);
+        let mut ids = Vec::with_capacity(parts);
+        for k in 0..parts {
+            part.clear();
+            // Part k of a [C, T, ...] item: plane k of every channel.
+            for c in 0..len / plane {
+                let at = (c * parts + k) * plane;
+                part.extend_from_slice(&item[at..at + plane]);
+            }
+            ids.push(self.intern_part(&part)?);
+        }
+        Ok(ids)
+    }
+
+    fn intern_part(&mut self, part: &[f32]) -> Result<u32, String> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for v in part {
+            v.to_bits().hash(&mut h);
+        }
+        let key = h.finish();
+        let len = part.len();
+        let same = |pool: &[f32], id: u32| {
+            let at = id as usize * len;
+            pool[at..at + len]
+                .iter()
+                .zip(part)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        };
+        if let Some(ids) = self.seen.get(&key)
+            && let Some(&id) = ids.iter().find(|&&id| same(&self.pool, id))
+        {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.pool.len() / len)
+            .map_err(|_| "more than 2^32 distinct frames in one modality".to_string())?;
+        self.pool.extend_from_slice(part);
+        self.seen.entry(key).or_default().push(id);
+        Ok(id)
+    }
+
+    /// Appends a row of parts from [`Inputs::intern`].
+    pub fn push_row(&mut self, ids: &[u32]) {
+        assert_eq!(ids.len(), self.parts(), "a row takes one index per part");
+        self.index.extend_from_slice(ids);
+    }
+
+    /// Stores one item as a new row.
+    pub fn push(&mut self, item: &[f32]) -> Result<(), String> {
+        let ids = self.intern(item)?;
+        self.push_row(&ids);
+        Ok(())
+    }
+
+    /// Drops the loading-time lookup (call when no more rows come).
+    pub fn seal(&mut self) {
+        self.seen = HashMap::new();
+        self.pool.shrink_to_fit();
+        self.index.shrink_to_fit();
+    }
+
+    /// Appends row `i` (the item as preprocessing gave it) to `out`.
+    pub fn row_into(&self, i: usize, out: &mut Vec<f32>) {
+        let (parts, len) = (self.parts(), self.part_len());
+        let ids = &self.index[i * parts..(i + 1) * parts];
+        if parts == 1 {
+            let at = ids[0] as usize * len;
+            out.extend_from_slice(&self.pool[at..at + len]);
+            return;
+        }
+        let plane = len / self.item[0];
+        for c in 0..self.item[0] {
+            for &id in ids {
+                let at = id as usize * len + c * plane;
+                out.extend_from_slice(&self.pool[at..at + plane]);
+            }
+        }
+    }
+
+    /// Row `i`, as a new vector.
+    pub fn row(&self, i: usize) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.item_len());
+        self.row_into(i, &mut v);
+        v
     }
 
     /// `enc`'s embeddings of the given rows, in order (64 items per call).
@@ -119,11 +262,25 @@ impl Inputs {
         for chunk in rows.chunks(64) {
             let items: Vec<ItemTensor> = chunk
                 .iter()
-                .map(|&i| ItemTensor::new(self.item.clone(), self.row(i).to_vec()))
+                .map(|&i| ItemTensor::new(self.item.clone(), self.row(i)))
                 .collect();
             out.extend(enc.encode(&items)?.into_iter().map(|e| e.vector));
         }
         Ok(out)
+    }
+}
+
+impl PartialEq for Inputs {
+    /// Same shape, same rows (the loading-time lookup aside).
+    fn eq(&self, o: &Inputs) -> bool {
+        self.item == o.item
+            && self.index == o.index
+            && self.pool.len() == o.pool.len()
+            && self
+                .pool
+                .iter()
+                .zip(&o.pool)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
     }
 }
 
@@ -195,8 +352,8 @@ struct Stream {
     pre: Preprocessor,
     sample: Sample,
     windows: Vec<Window>,
-    items: BTreeMap<u64, Vec<f32>>,
-    item: Vec<usize>,
+    /// Window end -> its parts in the modality's [`Inputs`].
+    items: BTreeMap<u64, Vec<u32>>,
 }
 
 /// Reads `recordings` into paired moments. `progress(done_bytes, total_bytes)`
@@ -236,7 +393,7 @@ pub fn load(
         dropped: 0,
     };
     for (ri, path) in recordings.iter().enumerate() {
-        let (streams, truth) = read_one(path, spec, &mut progress)?;
+        let (streams, truth) = read_one(path, spec, &mut ds.inputs, &mut progress)?;
         // Moments: grid points every stream has.
         let mut points: Vec<u64> = streams[0].items.keys().copied().collect();
         points.retain(|t| streams.iter().all(|s| s.items.contains_key(t)));
@@ -290,21 +447,13 @@ pub fn load(
                 split,
             });
             for s in &streams {
-                let entry = ds.inputs.entry(s.modality).or_insert_with(|| Inputs {
-                    item: s.item.clone(),
-                    data: Vec::new(),
-                });
-                anyhow::ensure!(
-                    entry.item == s.item,
-                    "{}: {} items are {:?}, an earlier recording gave {:?}",
-                    path.display(),
-                    s.modality.as_str(),
-                    s.item,
-                    entry.item
-                );
-                entry.data.extend_from_slice(&s.items[&t]);
+                let store = ds.inputs.get_mut(&s.modality).expect("made by its windows");
+                store.push_row(&s.items[&t]);
             }
         }
+    }
+    for store in ds.inputs.values_mut() {
+        store.seal();
     }
     Ok(ds)
 }
@@ -312,6 +461,7 @@ pub fn load(
 fn read_one(
     path: &Path,
     spec: &LoadSpec,
+    stores: &mut BTreeMap<ContractModality, Inputs>,
     progress: &mut impl FnMut(&Path, u64, u64),
 ) -> anyhow::Result<(Vec<Stream>, Truth)> {
     let err = |d: String| anyhow::anyhow!("{}: {d}", path.display());
@@ -334,7 +484,6 @@ fn read_one(
             sample: Sample::empty(sm),
             windows: Vec::new(),
             items: BTreeMap::new(),
-            item: Vec::new(),
         });
     }
     let mut truth = Truth::default();
@@ -360,18 +509,21 @@ fn read_one(
         s.windower
             .push(&s.sample, &mut s.windows)
             .map_err(|e| err(format!("{sm} windowing: {e}")))?;
-        take_windows(s).map_err(&err)?;
+        take_windows(s, stores).map_err(&err)?;
     }
     for s in &mut streams {
         s.windower.finish(&mut s.windows);
-        take_windows(s).map_err(&err)?;
+        take_windows(s, stores).map_err(&err)?;
     }
     progress(path, total, total);
     truth.spans.sort_by_key(|s| s.start_ns);
     Ok((streams, truth))
 }
 
-fn take_windows(s: &mut Stream) -> Result<(), String> {
+fn take_windows(
+    s: &mut Stream,
+    stores: &mut BTreeMap<ContractModality, Inputs>,
+) -> Result<(), String> {
     for w in s.windows.drain(..) {
         let mut items = s.pre.window(&w).map_err(|e| {
             format!(
@@ -389,10 +541,26 @@ fn take_windows(s: &mut Stream) -> Result<(), String> {
             ));
         }
         let t = items.pop().expect("one item");
-        if s.item.is_empty() {
-            s.item = t.shape.clone();
+        let store = stores
+            .entry(s.modality)
+            .or_insert_with(|| Inputs::new(t.shape.clone()));
+        if store.item != t.shape {
+            return Err(format!(
+                "{} items are {:?} at {} ns, earlier ones were {:?}",
+                s.modality.as_str(),
+                t.shape,
+                w.t_end,
+                store.item
+            ));
         }
-        s.items.insert(w.t_end, t.data);
+        let ids = store.intern(&t.data).map_err(|e| {
+            format!(
+                "{} window ending at {} ns: {e}",
+                s.modality.as_str(),
+                w.t_end
+            )
+        })?;
+        s.items.insert(w.t_end, ids);
     }
     Ok(())
 }
@@ -432,6 +600,75 @@ mod tests {
         assert!(t.constant_over(2, 9).is_some());
         assert!(t.constant_over(2, 10).is_none());
         assert_eq!(t.constant_over(11, 19).unwrap(), ["a", "b"]);
+    }
+
+    /// A `[2, 3, 2, 2]` clip whose frame k of channel c is filled with
+    /// `frames[k] * 10 + c` (plus the pixel index / 100).
+    fn clip(frames: [f32; 3]) -> Vec<f32> {
+        let mut v = Vec::new();
+        for c in 0..2 {
+            for f in frames {
+                v.extend((0..4).map(|p| f * 10.0 + c as f32 + p as f32 / 100.0));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn clips_share_frames_and_read_back_bit_for_bit() {
+        let mut s = Inputs::new(vec![2, 3, 2, 2]);
+        assert_eq!(s.parts(), 3);
+        // Three moments, each one frame later: frames 1..=5 distinct.
+        let rows = [
+            clip([1.0, 2.0, 3.0]),
+            clip([2.0, 3.0, 4.0]),
+            clip([3.0, 4.0, 5.0]),
+        ];
+        for r in &rows {
+            s.push(r).unwrap();
+        }
+        assert_eq!(s.rows(), 3);
+        assert_eq!(s.distinct_parts(), 5);
+        assert_eq!(s.bytes(), 5 * 8 * 4 + 9 * 4);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(&s.row(i), r, "row {i}");
+        }
+        // row_into appends after what is there.
+        let mut out = vec![7.0];
+        s.row_into(1, &mut out);
+        assert_eq!(out[0], 7.0);
+        assert_eq!(&out[1..], &rows[1][..]);
+        // The same frame in another position is still one part.
+        s.push(&clip([5.0, 1.0, 5.0])).unwrap();
+        assert_eq!(s.distinct_parts(), 5);
+        assert_eq!(s.row(3), clip([5.0, 1.0, 5.0]));
+        s.seal();
+        assert_eq!(s.row(0), rows[0]);
+    }
+
+    #[test]
+    fn parts_match_by_bits_not_by_value() {
+        // 0.0 and -0.0 compare equal as numbers; the store keeps both, so
+        // a row is exactly what preprocessing gave.
+        let mut s = Inputs::new(vec![1, 2]);
+        assert_eq!(s.parts(), 1);
+        s.push(&[0.0, 1.0]).unwrap();
+        s.push(&[-0.0, 1.0]).unwrap();
+        s.push(&[0.0, 1.0]).unwrap();
+        assert_eq!(s.distinct_parts(), 2);
+        assert_eq!(s.row(1)[0].to_bits(), (-0.0f32).to_bits());
+        assert_eq!(s.row(2)[0].to_bits(), 0.0f32.to_bits());
+        // A single-frame image is one part.
+        assert_eq!(Inputs::new(vec![3, 1, 4, 4]).parts(), 1);
+        assert_eq!(Inputs::new(vec![3, 4, 4]).parts(), 1);
+    }
+
+    #[test]
+    fn a_wrong_sized_item_is_refused() {
+        let mut s = Inputs::new(vec![2, 3, 2, 2]);
+        let e = s.push(&[1.0; 23]).unwrap_err();
+        assert!(e.contains("23 values") && e.contains("24"), "{e}");
+        assert_eq!(s.rows(), 0);
     }
 
     #[test]
