@@ -4,13 +4,10 @@
 //! ends bit-identical to an uninterrupted one. Needs the text tower
 //! (scripts/fetch-models.sh).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edgebind_models::backend::tract::TractEncoder;
 use edgebind_models::backend::{BackendOptions, Encoder as _};
-use edgebind_sensors::recording::Recorder;
-use edgebind_sensors::sim::{FrameStreamConfig, SimConfig, SimWorld};
 use edgebind_trainer::bind::{BindOptions, EdgeLog, bind};
 
 fn dir() -> PathBuf {
@@ -19,24 +16,10 @@ fn dir() -> PathBuf {
     d
 }
 
+mod common;
+
 fn record(path: &Path, seconds: u64, seed: u64) {
-    let small = |fps| FrameStreamConfig {
-        width: 32,
-        height: 32,
-        fps,
-    };
-    let cfg = SimConfig {
-        seed,
-        camera: small(15.0),
-        depth: small(15.0),
-        thermal: small(9.0),
-        ..SimConfig::default()
-    };
-    let mut world = SimWorld::new(cfg).unwrap();
-    let mut rec = Recorder::create(path, &BTreeMap::new()).unwrap();
-    rec.record_sim(&mut world, seconds * 1_000_000_000, None, |_| {})
-        .unwrap();
-    rec.finish().unwrap();
+    common::record_small(path, seconds, seed, [15.0, 15.0, 9.0]);
 }
 
 const PLAN: &str = r#"

@@ -11,31 +11,12 @@ use edgebind_models::contract::{ContractModality, Preprocess};
 use edgebind_models::preprocess::Preprocessor;
 use edgebind_models::preprocess::imu::ImuParams;
 use edgebind_models::preprocess::vision::VisionParams;
-use edgebind_sensors::recording::{McapReader, Recorder, decode_sample};
+use edgebind_sensors::recording::{McapReader, decode_sample};
 use edgebind_sensors::sample::Sample;
-use edgebind_sensors::sim::{FrameStreamConfig, SimConfig, SimWorld};
 use edgebind_sensors::window::{WindowConfig, Windower};
 use edgebind_trainer::data::{LoadSpec, load};
 
-fn record(path: &Path, seconds: u64) {
-    let small = |fps| FrameStreamConfig {
-        width: 32,
-        height: 32,
-        fps,
-    };
-    let cfg = SimConfig {
-        seed: 21,
-        camera: small(4.0),
-        depth: small(4.0),
-        thermal: small(4.0),
-        ..SimConfig::default()
-    };
-    let mut world = SimWorld::new(cfg).unwrap();
-    let mut rec = Recorder::create(path, &BTreeMap::new()).unwrap();
-    rec.record_sim(&mut world, seconds * 1_000_000_000, None, |_| {})
-        .unwrap();
-    rec.finish().unwrap();
-}
+mod common;
 
 /// `m`'s items by window end, read without the trainer.
 fn direct(path: &Path, m: ContractModality, p: &Preprocess) -> BTreeMap<u64, Vec<f32>> {
@@ -74,7 +55,7 @@ fn clip_frames_are_stored_once_and_rows_read_back_exactly() {
         std::env::temp_dir().join(format!("edgebind-data-store-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     let path = d.join("sim.mcap");
-    record(&path, 40);
+    common::record_small(&path, 40, 21, [4.0, 4.0, 4.0]);
 
     let vision = Preprocess::Vision(VisionParams {
         resize: 32,
