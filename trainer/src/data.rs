@@ -169,6 +169,9 @@ impl Inputs {
                 self.item_len()
             ));
         }
+        if item.is_empty() {
+            return Err(format!("an empty item ({:?})", self.item));
+        }
         let (parts, len) = (self.parts(), self.part_len());
         let plane = if parts > 1 { len / self.item[0] } else { len };
         let mut part = Vec::with_capacity(len);
@@ -669,6 +672,10 @@ mod tests {
         let e = s.push(&[1.0; 23]).unwrap_err();
         assert!(e.contains("23 values") && e.contains("24"), "{e}");
         assert_eq!(s.rows(), 0);
+        // An empty shape is refused, not divided by.
+        let mut z = Inputs::new(vec![0, 3, 2, 2]);
+        assert!(z.push(&[]).unwrap_err().contains("empty"));
+        assert_eq!(z.distinct_parts(), 0);
     }
 
     #[test]
