@@ -139,6 +139,16 @@ impl Inputs {
         }
     }
 
+    /// `(parts, channels, plane)`: a clip's frames, its channels and the
+    /// values of one channel of one frame; anything else is one part of
+    /// one "channel" holding the whole item.
+    fn layout(&self) -> (usize, usize, usize) {
+        match self.parts() {
+            1 => (1, 1, self.item_len()),
+            t => (t, self.item[0], self.item_len() / (t * self.item[0])),
+        }
+    }
+
     fn part_len(&self) -> usize {
         self.item_len() / self.parts()
     }
@@ -172,14 +182,13 @@ impl Inputs {
         if item.is_empty() {
             return Err(format!("an empty item ({:?})", self.item));
         }
-        let (parts, len) = (self.parts(), self.part_len());
-        let plane = if parts > 1 { len / self.item[0] } else { len };
-        let mut part = Vec::with_capacity(len);
+        let (parts, channels, plane) = self.layout();
+        let mut part = Vec::with_capacity(channels * plane);
         let mut ids = Vec::with_capacity(parts);
         for k in 0..parts {
             part.clear();
             // Part k of a [C, T, ...] item: plane k of every channel.
-            for c in 0..len / plane {
+            for c in 0..channels {
                 let at = (c * parts + k) * plane;
                 part.extend_from_slice(&item[at..at + plane]);
             }
@@ -236,17 +245,11 @@ impl Inputs {
 
     /// Appends row `i` (the item as preprocessing gave it) to `out`.
     pub fn row_into(&self, i: usize, out: &mut Vec<f32>) {
-        let (parts, len) = (self.parts(), self.part_len());
+        let (parts, channels, plane) = self.layout();
         let ids = &self.index[i * parts..(i + 1) * parts];
-        if parts == 1 {
-            let at = ids[0] as usize * len;
-            out.extend_from_slice(&self.pool[at..at + len]);
-            return;
-        }
-        let plane = len / self.item[0];
-        for c in 0..self.item[0] {
+        for c in 0..channels {
             for &id in ids {
-                let at = id as usize * len + c * plane;
+                let at = (id as usize * channels + c) * plane;
                 out.extend_from_slice(&self.pool[at..at + plane]);
             }
         }
