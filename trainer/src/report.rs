@@ -208,13 +208,17 @@ pub fn zero_shot_top1(
     classes: &[Vec<f32>],
 ) -> Result<f64, ReportError> {
     check_pairing(emb, labels, classes.len())?;
-    let pred = predict(emb, classes)?;
+    Ok(top1_of(&predict(emb, classes)?, labels))
+}
+
+/// Top-1 of predictions already made (right: any of the moment's labels).
+fn top1_of(pred: &[usize], labels: &[Vec<usize>]) -> f64 {
     let hits = pred
         .iter()
         .zip(labels)
         .filter(|(p, l)| l.contains(p))
         .count();
-    Ok(hits as f64 / labels.len() as f64)
+    hits as f64 / labels.len() as f64
 }
 
 /// Zero-shot top-1 per situation: for each class, `[right, moments]` over
@@ -228,14 +232,21 @@ pub fn by_situation(
     classes: &[Vec<f32>],
 ) -> Result<Vec<[u64; 2]>, ReportError> {
     check_pairing(emb, labels, classes.len())?;
-    let pred = predict(emb, classes)?;
-    let mut out = vec![[0u64; 2]; classes.len()];
+    Ok(by_situation_of(
+        &predict(emb, classes)?,
+        labels,
+        classes.len(),
+    ))
+}
+
+fn by_situation_of(pred: &[usize], labels: &[Vec<usize>], classes: usize) -> Vec<[u64; 2]> {
+    let mut out = vec![[0u64; 2]; classes];
     for (p, l) in pred.iter().zip(labels) {
         let row = &mut out[l[0]];
         row[0] += u64::from(l.contains(p));
         row[1] += 1;
     }
-    Ok(out)
+    out
 }
 
 /// Confusion counts `[true primary class][predicted]` (primary = first
@@ -246,13 +257,15 @@ pub fn confusion(
     classes: &[Vec<f32>],
 ) -> Result<Vec<Vec<u64>>, ReportError> {
     check_pairing(emb, labels, classes.len())?;
-    let pred = predict(emb, classes)?;
-    let s = classes.len();
+    Ok(confusion_of(&predict(emb, classes)?, labels, classes.len()))
+}
+
+fn confusion_of(pred: &[usize], labels: &[Vec<usize>], s: usize) -> Vec<Vec<u64>> {
     let mut m = vec![vec![0u64; s]; s];
     for (p, l) in pred.iter().zip(labels) {
         m[l[0]][*p] += 1;
     }
-    Ok(m)
+    m
 }
 
 /// R@1 and R@5 per ordered modality pair, keys `"a->b"`.
@@ -410,9 +423,18 @@ impl Report {
         let mut confusions = BTreeMap::new();
         let mut per_situation = BTreeMap::new();
         for (name, emb) in &set.embeddings {
-            emergent.insert(name.clone(), zero_shot_top1(emb, &set.labels, classes)?);
-            confusions.insert(name.clone(), confusion(emb, &set.labels, classes)?);
-            per_situation.insert(name.clone(), by_situation(emb, &set.labels, classes)?);
+            // One prediction per moment, scored three ways.
+            check_pairing(emb, &set.labels, classes.len())?;
+            let pred = predict(emb, classes)?;
+            emergent.insert(name.clone(), top1_of(&pred, &set.labels));
+            confusions.insert(
+                name.clone(),
+                confusion_of(&pred, &set.labels, classes.len()),
+            );
+            per_situation.insert(
+                name.clone(),
+                by_situation_of(&pred, &set.labels, classes.len()),
+            );
         }
         let mut paired_zero_shot_top1 = BTreeMap::new();
         let mut emergent_over_paired = BTreeMap::new();
@@ -487,10 +509,14 @@ impl Report {
             });
         }
         for (name, emb) in &sup.embeddings {
-            let acc = zero_shot_top1(emb, &sup.labels, classes)?;
+            check_pairing(emb, &sup.labels, classes.len())?;
+            let pred = predict(emb, classes)?;
+            let acc = top1_of(&pred, &sup.labels);
             self.supervised_zero_shot_top1.insert(name.clone(), acc);
-            self.supervised_confusion
-                .insert(name.clone(), confusion(emb, &sup.labels, classes)?);
+            self.supervised_confusion.insert(
+                name.clone(),
+                confusion_of(&pred, &sup.labels, classes.len()),
+            );
             if let Some(&em) = self.zero_shot_top1.get(name)
                 && acc > 0.0
             {
