@@ -200,6 +200,16 @@ pub fn predict(emb: &[Vec<f32>], classes: &[Vec<f32>]) -> Result<Vec<usize>, Rep
     Ok(out)
 }
 
+/// [`predict`] for moments with labels: checks that they pair first.
+fn predict_labelled(
+    emb: &[Vec<f32>],
+    labels: &[Vec<usize>],
+    classes: &[Vec<f32>],
+) -> Result<Vec<usize>, ReportError> {
+    check_pairing(emb, labels, classes.len())?;
+    predict(emb, classes)
+}
+
 /// Zero-shot top-1 of one modality: argmax cosine over classes; correct if
 /// the argmax is in the moment's label set.
 pub fn zero_shot_top1(
@@ -207,8 +217,7 @@ pub fn zero_shot_top1(
     labels: &[Vec<usize>],
     classes: &[Vec<f32>],
 ) -> Result<f64, ReportError> {
-    check_pairing(emb, labels, classes.len())?;
-    Ok(top1_of(&predict(emb, classes)?, labels))
+    Ok(top1_of(&predict_labelled(emb, labels, classes)?, labels))
 }
 
 /// Top-1 of predictions already made (right: any of the moment's labels).
@@ -231,9 +240,8 @@ pub fn by_situation(
     labels: &[Vec<usize>],
     classes: &[Vec<f32>],
 ) -> Result<Vec<[u64; 2]>, ReportError> {
-    check_pairing(emb, labels, classes.len())?;
     Ok(by_situation_of(
-        &predict(emb, classes)?,
+        &predict_labelled(emb, labels, classes)?,
         labels,
         classes.len(),
     ))
@@ -256,8 +264,11 @@ pub fn confusion(
     labels: &[Vec<usize>],
     classes: &[Vec<f32>],
 ) -> Result<Vec<Vec<u64>>, ReportError> {
-    check_pairing(emb, labels, classes.len())?;
-    Ok(confusion_of(&predict(emb, classes)?, labels, classes.len()))
+    Ok(confusion_of(
+        &predict_labelled(emb, labels, classes)?,
+        labels,
+        classes.len(),
+    ))
 }
 
 fn confusion_of(pred: &[usize], labels: &[Vec<usize>], s: usize) -> Vec<Vec<u64>> {
@@ -424,8 +435,7 @@ impl Report {
         let mut per_situation = BTreeMap::new();
         for (name, emb) in &set.embeddings {
             // One prediction per moment, scored three ways.
-            check_pairing(emb, &set.labels, classes.len())?;
-            let pred = predict(emb, classes)?;
+            let pred = predict_labelled(emb, &set.labels, classes)?;
             emergent.insert(name.clone(), top1_of(&pred, &set.labels));
             confusions.insert(
                 name.clone(),
@@ -509,8 +519,7 @@ impl Report {
             });
         }
         for (name, emb) in &sup.embeddings {
-            check_pairing(emb, &sup.labels, classes.len())?;
-            let pred = predict(emb, classes)?;
+            let pred = predict_labelled(emb, &sup.labels, classes)?;
             let acc = top1_of(&pred, &sup.labels);
             self.supervised_zero_shot_top1.insert(name.clone(), acc);
             self.supervised_confusion.insert(
