@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod augment;
 pub mod bind;
+pub mod center;
 pub mod checkpoint;
 pub mod conv;
 pub mod data;

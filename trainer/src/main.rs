@@ -103,6 +103,29 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Re-centre encoders on their own mean: each file's output becomes
+    /// (y - mu) / |y - mu|, with mu its mean unit embedding over every
+    /// moment of the recordings (unlabelled: give its training data). This
+    /// undoes the cone a bound student's embeddings gather in, which
+    /// otherwise makes a few prompts win zero-shot for everything (see
+    /// trainer/README.md). Writes `<out>/<file name>`; the contract is
+    /// unchanged, the mean's source is in the file's `edgebind.center`
+    /// metadata. An already centred file is refused.
+    Center {
+        /// Encoder files (`<modality>.onnx` from `bind`), or folders: every
+        /// `<modality>.onnx` in them.
+        #[arg(required = true)]
+        encoders: Vec<PathBuf>,
+        /// Recordings to average over (repeat the flag for several).
+        #[arg(long = "recording", required = true)]
+        recordings: Vec<PathBuf>,
+        /// Output folder (may be the input's own: the file is read first).
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Measure forward+backward time per batch of the small default encoders
     /// (or a plan's) on synthetic input.
     Bench {
@@ -237,6 +260,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Center {
+            encoders,
+            recordings,
+            out,
+            quiet,
+        } => match center(&encoders, &recordings, &out, quiet) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Bench {
             plan,
             batch,
@@ -257,6 +292,71 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn center(
+    inputs: &[PathBuf],
+    recordings: &[PathBuf],
+    out: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let before = files.len();
+            for m in ContractModality::SENSORS {
+                let f = p.join(format!("{}.onnx", m.as_str()));
+                if f.exists() {
+                    files.push(f);
+                }
+            }
+            anyhow::ensure!(
+                files.len() > before,
+                "{}: no <modality>.onnx encoder in this folder",
+                p.display()
+            );
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for f in &files {
+        let name = f
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{}: not a file name", f.display()))?;
+        anyhow::ensure!(
+            names.insert(name.to_os_string()),
+            "two inputs are named {}: they would overwrite each other in {}",
+            name.to_string_lossy(),
+            out.display()
+        );
+    }
+    for f in &files {
+        let t0 = Instant::now();
+        let dest = out.join(f.file_name().expect("checked above"));
+        let c = edgebind_trainer::center::center_file(f, recordings, &dest, |p, done, total| {
+            if !quiet && total > 0 {
+                eprint!(
+                    "\r{}: reading {} {:>3} %",
+                    f.display(),
+                    p.display(),
+                    done * 100 / total
+                );
+            }
+        })?;
+        if !quiet {
+            eprint!("\r\x1b[K");
+        }
+        println!(
+            "{} -> {}: mean of {} moments, |mu| {:.3} ({:.1} s)",
+            c.input.display(),
+            c.output.display(),
+            c.record.moments,
+            c.record.mean_norm,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 fn bench(plan: Option<PathBuf>, batch: usize, steps: usize, device: &str) -> anyhow::Result<()> {
