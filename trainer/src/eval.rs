@@ -280,6 +280,20 @@ pub fn eval(o: &EvalOptions) -> anyhow::Result<Report> {
             report.single_clip_zero_shot_top1.insert(m, acc);
         }
     }
+    for (prefix, dir, encs) in [
+        ("", Some(&o.encoders), &encoders),
+        ("paired/", paired_dir.as_ref(), &paired),
+        ("supervised/", supervised_dir.as_ref(), &supervised),
+    ] {
+        let Some(dir) = dir else { continue };
+        for m in encs.keys() {
+            if let Some(c) = crate::center::record_of(&encoder_file(dir, *m))? {
+                report
+                    .centred
+                    .insert(format!("{prefix}{}", m.as_str()), c.mean_norm);
+            }
+        }
+    }
     report.arithmetic = arithmetic_by_pair(&ds, &encoders, &rows, &situations, &label_ids)?;
     let calibration = calibrate(&set, &classes);
     if let Some(d) = o.report.parent().filter(|d| !d.as_os_str().is_empty()) {

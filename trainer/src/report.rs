@@ -411,6 +411,11 @@ pub struct Report {
     /// Modality -> the supervised ceiling's `[primary label][prediction]` counts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub supervised_confusion: BTreeMap<String, Vec<Vec<u64>>>,
+    /// Encoder (`vision`, `paired/audio`, `supervised/imu`, ...) -> `|mu|` of
+    /// the mean it was re-centred on (`edgebind-train center`); encoders
+    /// that were not centred are absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub centred: BTreeMap<String, f32>,
 }
 
 impl Report {
@@ -499,6 +504,7 @@ impl Report {
             supervised_zero_shot_top1: BTreeMap::new(),
             emergent_over_supervised: BTreeMap::new(),
             supervised_confusion: BTreeMap::new(),
+            centred: BTreeMap::new(),
         })
     }
 
@@ -618,6 +624,14 @@ impl Report {
                 opt(self.single_clip_zero_shot_top1.get(*m), 3),
                 opt(self.supervised_zero_shot_top1.get(*m), 3)
             );
+        }
+        if !self.centred.is_empty() {
+            let list: Vec<String> = self
+                .centred
+                .iter()
+                .map(|(e, n)| format!("{e} {n:.2}"))
+                .collect();
+            let _ = writeln!(s, "  re-centred on their mean (|mu|): {}", list.join(", "));
         }
         if !self.zero_shot_by_situation.is_empty() {
             let _ = writeln!(
