@@ -79,11 +79,14 @@ pub fn mean_embedding(
         names(recordings).join(", "),
         m.as_str()
     );
+    let inputs = ds.inputs.get(&m).ok_or_else(|| {
+        anyhow::anyhow!("{}: no {} stream", names(recordings).join(", "), m.as_str())
+    })?;
     let idx: Vec<usize> = (0..n).collect();
     let dim = c.output.dim;
     let mut sum = vec![0f64; dim];
     for chunk in idx.chunks(1024) {
-        for e in ds.inputs[&m].embed(enc, chunk)? {
+        for e in inputs.embed(enc, chunk)? {
             anyhow::ensure!(
                 e.len() == dim,
                 "the encoder returned {} values, its contract says {dim}",

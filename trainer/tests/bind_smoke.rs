@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use edgebind_models::backend::tract::TractEncoder;
 use edgebind_models::backend::{BackendOptions, Encoder as _};
+use edgebind_models::contract::ContractModality;
 use edgebind_trainer::bind::{BindOptions, EdgeLog, bind};
 
 fn dir() -> PathBuf {
@@ -325,7 +326,63 @@ fn bind_trains_exports_caches_and_resumes_exactly() {
         e.contains("--only lidar") && e.contains("vision, imu, audio, paired/imu, paired/audio"),
         "{e}"
     );
+    centring_the_export_subtracts_its_mean(&d);
     std::fs::remove_dir_all(&d).ok();
+}
+
+/// `center` on a trained export and its recording: the record counts the
+/// recording's moments, and every output of the centred file is the unit
+/// difference of the original's output and their mean, computed here
+/// again from the original.
+fn centring_the_export_subtracts_its_mean(d: &Path) {
+    let raw_path = d.join("a/imu.onnx");
+    let rec = [d.join("sim.mcap")];
+    let c =
+        edgebind_trainer::center::center_file(&raw_path, &rec, &d.join("c/imu.onnx"), |_, _, _| {})
+            .unwrap();
+    assert_eq!(c.record.recordings, ["sim.mcap"]);
+    let raw = TractEncoder::load(&raw_path, &BackendOptions::default()).unwrap();
+    let cen = TractEncoder::load(&c.output, &BackendOptions::default()).unwrap();
+    assert_eq!(raw.contract(), cen.contract());
+    let ds = edgebind_trainer::data::load(
+        &rec,
+        &edgebind_trainer::data::LoadSpec {
+            preprocess: [(ContractModality::Imu, raw.contract().preprocess.clone())].into(),
+            windows: edgebind_sensors::window::WindowConfig::default(),
+            segment_s: 60.0,
+            holdout: 0.0,
+        },
+        |_, _, _| {},
+    )
+    .unwrap();
+    let rows: Vec<usize> = (0..ds.moments.len()).collect();
+    assert_eq!(c.record.moments, rows.len());
+    let store = &ds.inputs[&ContractModality::Imu];
+    let (y, z) = (
+        store.embed(&raw, &rows).unwrap(),
+        store.embed(&cen, &rows).unwrap(),
+    );
+    let dim = y[0].len();
+    let mu: Vec<f32> = (0..dim)
+        .map(|k| y.iter().map(|v| v[k]).sum::<f32>() / y.len() as f32)
+        .collect();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm(&mu) - c.record.mean_norm).abs() < 1e-4);
+    assert!(c.record.mean_norm > 0.05, "|mu| {}", c.record.mean_norm);
+    let mut worst = 0f32;
+    for (yi, zi) in y.iter().zip(&z) {
+        let diff: Vec<f32> = yi.iter().zip(&mu).map(|(a, b)| a - b).collect();
+        let n = norm(&diff);
+        for (zk, dk) in zi.iter().zip(&diff) {
+            worst = worst.max((zk - dk / n).abs());
+        }
+    }
+    assert!(worst < 1e-4, "centred output off by {worst}");
+    let err =
+        edgebind_trainer::center::center_file(&c.output, &rec, &d.join("cc.onnx"), |_, _, _| {})
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("already centred"), "{err}");
 }
 
 #[test]
