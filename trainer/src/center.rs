@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
 use crate::data::{self, LoadSpec, frozen_backend};
+use crate::export::{attr_int, attr_ints};
 
 /// Metadata key of the centring record.
 pub const CENTER_KEY: &str = "edgebind.center";
@@ -190,18 +191,8 @@ pub fn append_centring(
         attribute,
         ..Default::default()
     };
-    let axes = pb::AttributeProto {
-        name: "axes".into(),
-        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-        ints: vec![-1],
-        ..Default::default()
-    };
-    let keepdims = pb::AttributeProto {
-        name: "keepdims".into(),
-        r#type: pb::attribute_proto::AttributeType::Int as i32,
-        i: 1,
-        ..Default::default()
-    };
+    // The L2 norm exactly as the exporter writes it (`y / sqrt(sum(y^2))`).
+    let (axes, keepdims) = (attr_ints("axes", &[-1]), attr_int("keepdims", 1));
     graph.node.extend([
         node("Sub", &[raw, name("mean")], name("sub"), vec![]),
         node(

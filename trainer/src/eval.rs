@@ -64,7 +64,7 @@ pub struct EvalOptions {
 }
 
 /// Where an encoders folder keeps the encoder of `m`: `<dir>/<modality>.onnx`.
-fn encoder_file(dir: &Path, m: ContractModality) -> PathBuf {
+pub fn encoder_file(dir: &Path, m: ContractModality) -> PathBuf {
     dir.join(format!("{}.onnx", m.as_str()))
 }
 

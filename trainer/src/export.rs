@@ -26,7 +26,7 @@ struct Graph {
     next: usize,
 }
 
-fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
+pub(crate) fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -35,7 +35,7 @@ fn attr_int(name: &str, i: i64) -> pb::AttributeProto {
     }
 }
 
-fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
+pub(crate) fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,

@@ -305,7 +305,7 @@ fn center(
         if p.is_dir() {
             let before = files.len();
             for m in ContractModality::SENSORS {
-                let f = p.join(format!("{}.onnx", m.as_str()));
+                let f = edgebind_trainer::eval::encoder_file(p, m);
                 if f.exists() {
                     files.push(f);
                 }
