@@ -49,7 +49,10 @@ timed depth-audio "$train" bind configs/train-bundle.toml --only depth,audio -q 
 a=$!
 timed thermal-imu "$train" bind configs/train-bundle.toml --only thermal,imu -q &
 b=$!
-wait $a && wait $b
+rc=0
+wait $a || rc=1
+wait $b || rc=1
+[[ $rc == 0 ]] || { echo "time-bundle: a bound edge failed; logs in $T" >&2; exit 1; }
 timed center "$train" center trained/vision/vision.onnx trained/bundle \
   --recording recordings/sim-bundle-7.mcap --out trained/bundle-centred -q
 total=$(( $(date +%s) - start ))
